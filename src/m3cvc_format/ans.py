@@ -1,0 +1,149 @@
+"""The format's rANS arithmetic (spec/index-map-coding.md, "The rANS coder"), on constriction.
+
+Every entropy-coded payload in a `.m3v` stream (index maps, the ``tokans-1``
+text codec) uses one coder: range ANS with a 64-bit state, 32-bit words and
+frequencies that sum to ``2**24``.  Models are integer frequency tables; they
+reach constriction as ``freq - 1`` so that its fast quantiser reproduces them
+exactly (scale 1.0, see ``_constriction_model``), which keeps encoder and
+decoder bit-identical and lets a decoder written from the spec alone agree.
+
+A payload is the coder's words in little-endian byte order, with the zero
+bytes at the end of the last (most significant, never zero) word removed.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .constants import ANS_PRECISION
+from .errors import PayloadError
+
+__all__ = ["TOTAL", "normalize", "AnsEncoder", "AnsDecoder", "ideal_bits"]
+
+TOTAL = 1 << ANS_PRECISION
+
+
+def normalize(counts: Sequence[int] | np.ndarray, total: int = TOTAL) -> np.ndarray:
+    """Turn non-negative integer counts into frequencies >= 1 that sum to ``total``.
+
+    The spec's procedure: with n symbols and C = sum(counts) (every count taken
+    as 1 when C is 0), f_i = 1 + floor(c_i * (total - n) / C); the shortfall
+    goes to the first symbol with the largest count.
+    """
+    c = np.asarray(counts, dtype=np.int64)
+    n = c.shape[-1] if c.ndim else 0
+    if c.ndim != 1 or n < 1 or n > total // 2:
+        raise ValueError(f"cannot normalise {n} counts")
+    if np.any(c < 0) or np.any(c >= 1 << 31):
+        raise ValueError("counts must lie in [0, 2**31)")
+    total_count = int(c.sum())
+    if total_count == 0:
+        c = np.ones(n, dtype=np.int64)
+        total_count = n
+    # c_i < 2**31 and total - n < 2**24 keep the product inside int64.
+    freqs = 1 + (c * (total - n)) // total_count
+    freqs[int(np.argmax(c))] += total - int(freqs.sum())
+    return freqs
+
+
+def ideal_bits(symbols: np.ndarray, freqs: np.ndarray) -> float:
+    """Code length in bits of ``symbols`` under per-symbol tables ``freqs`` (shape N x n or n)."""
+    symbols = np.asarray(symbols, dtype=np.int64)
+    if freqs.ndim == 1:
+        p = freqs[symbols]
+    else:
+        p = freqs[np.arange(len(symbols)), symbols]
+    return float(np.sum(ANS_PRECISION - np.log2(p)))
+
+
+def _constriction_model(freqs: np.ndarray):
+    import constriction
+
+    # With probabilities f_i - 1 the quantiser's scale is (2**24 - n) / sum = 1.0
+    # exactly, so its left cumulatives are exactly sum_{j<i} f_j: the model IS the table.
+    return constriction.stream.model.Categorical(
+        np.asarray(freqs, dtype=np.float64) - 1.0, perfect=False
+    )
+
+
+def _check_table(freqs: np.ndarray) -> None:
+    if freqs.shape[-1] >= 2 and (np.any(freqs < 1) or np.any(freqs.sum(axis=-1) != TOTAL)):
+        raise ValueError("frequency table must have entries >= 1 summing to 2**24")
+
+
+class AnsEncoder:
+    """Collects symbols in decoding order; :meth:`finish` codes them (ANS runs in reverse)."""
+
+    def __init__(self) -> None:
+        self._segments: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def push(self, symbol: int, freqs: np.ndarray) -> None:
+        """Append one symbol coded with its own frequency table."""
+        self.push_many(np.asarray([symbol]), np.asarray(freqs)[None, :])
+
+    def push_many(self, symbols: np.ndarray, freqs: np.ndarray) -> None:
+        """Append symbols with one shared table (``freqs`` 1-D) or one table each (2-D)."""
+        symbols = np.asarray(symbols, dtype=np.int32)
+        freqs = np.asarray(freqs, dtype=np.int64)
+        if symbols.size == 0 or freqs.shape[-1] == 1:
+            return  # a one-symbol alphabet codes no bits
+        _check_table(freqs)
+        if np.any(symbols < 0) or np.any(symbols >= freqs.shape[-1]):
+            raise ValueError("symbol outside the model's alphabet")
+        self._segments.append((symbols, freqs))
+
+    def finish(self) -> bytes:
+        import constriction
+
+        coder = constriction.stream.stack.AnsCoder()
+        for symbols, freqs in reversed(self._segments):
+            if freqs.ndim == 1:
+                coder.encode_reverse(symbols, _constriction_model(freqs))
+            else:
+                family = constriction.stream.model.Categorical(perfect=False)
+                coder.encode_reverse(symbols, family, freqs.astype(np.float64) - 1.0)
+        words = np.asarray(coder.get_compressed(), dtype="<u4")
+        return words.tobytes().rstrip(b"\x00")
+
+
+class AnsDecoder:
+    """Pops symbols from a payload in order; :meth:`finish` checks the end state."""
+
+    def __init__(self, payload: bytes) -> None:
+        import constriction
+
+        if payload and payload[-1] == 0:
+            raise PayloadError("coded payload ends in a zero byte")
+        padded = bytes(payload) + b"\x00" * (-len(payload) % 4)
+        words = np.frombuffer(padded, dtype="<u4").astype(np.uint32)
+        self._coder = constriction.stream.stack.AnsCoder(words)
+
+    def pop(self, freqs: np.ndarray) -> int:
+        freqs = np.asarray(freqs, dtype=np.int64)
+        if freqs.shape[-1] == 1:
+            return 0
+        return int(self._coder.decode(_constriction_model(freqs)))
+
+    def pop_many(self, count: int, freqs: np.ndarray) -> np.ndarray:
+        """Pop ``count`` symbols with one shared table (1-D) or one table each (2-D)."""
+        freqs = np.asarray(freqs, dtype=np.int64)
+        if count == 0 or freqs.shape[-1] == 1:
+            return np.zeros(count, dtype=np.int32)
+        if freqs.ndim == 1:
+            return np.asarray(self._coder.decode(_constriction_model(freqs), count), dtype=np.int32)
+        import constriction
+
+        family = constriction.stream.model.Categorical(perfect=False)
+        return np.asarray(self._coder.decode(family, freqs.astype(np.float64) - 1.0), dtype=np.int32)
+
+    @property
+    def exhausted(self) -> bool:
+        """True once the state is back at its start value 0 (no words left)."""
+        return bool(self._coder.is_empty())
+
+    def finish(self) -> None:
+        """Raise unless every word was consumed and the state returned to 0."""
+        if not self._coder.is_empty():
+            raise PayloadError("coded payload has data left after its last symbol")

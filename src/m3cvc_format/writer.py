@@ -1,0 +1,155 @@
+"""Streaming `.m3v` writer.
+
+The writer emits the signature and HEAD at once and each clip as it is given,
+so it works on a non-seekable pipe; ``close()`` appends INDX and TAIL.  Given
+a path it writes a temporary file beside it and renames it into place on
+close, so a reader never sees a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from .chunks import build_clip, build_head, build_index, build_tail, frame_chunk
+from .constants import ANCILLARY_CHUNK_BIT, SIGNATURE, ChunkType, IndexMapCoder
+from .errors import MalformedError
+from .model import Clip, Header, IndexEntry
+
+__all__ = ["Writer", "write"]
+
+
+class Writer:
+    """Write a stream to ``dest``: a path, a ``Path``, ``"-"`` (stdout) or a binary file object.
+
+    Clips must come in order: indices 0, 1, 2, ... and frames contiguous from 0.
+    Use as a context manager; leaving the block with an exception discards a
+    path's temporary file instead of publishing it.
+    """
+
+    def __init__(
+        self,
+        dest: str | os.PathLike | BinaryIO,
+        header: Header,
+        *,
+        index: bool = True,
+        index_map_coder: IndexMapCoder = IndexMapCoder.CONTEXT,
+    ) -> None:
+        self.header = header
+        self.write_index = index
+        self.index_map_coder = IndexMapCoder(index_map_coder)
+        self.entries: list[IndexEntry] = []
+        self.text_bytes = 0
+        self.vq_bytes = 0
+        self._final_path: Path | None = None
+        self._temp_path: Path | None = None
+        self._owns_file = False
+        self._closed = False
+        if isinstance(dest, (str, os.PathLike)) and str(dest) == "-":
+            self._file: BinaryIO = sys.stdout.buffer
+        elif isinstance(dest, (str, os.PathLike)):
+            self._final_path = Path(dest)
+            fd, temp = tempfile.mkstemp(
+                prefix=f".{self._final_path.name}.", suffix=".tmp", dir=self._final_path.parent or "."
+            )
+            self._temp_path = Path(temp)
+            self._file = os.fdopen(fd, "wb")
+            self._owns_file = True
+        else:
+            self._file = dest
+        self.bytes_written = 0
+        self._emit(SIGNATURE)
+        self._emit(frame_chunk(ChunkType.HEAD, build_head(header)))
+
+    def _emit(self, data: bytes) -> None:
+        self._file.write(data)
+        self.bytes_written += len(data)
+
+    @property
+    def frames_written(self) -> int:
+        return self.entries[-1].first_frame + self.entries[-1].frame_count if self.entries else 0
+
+    def write_clip(self, clip: Clip) -> IndexEntry:
+        """Code and append one clip; returns its index entry (byte offset included)."""
+        if self._closed:
+            raise ValueError("writer is closed")
+        if clip.index != len(self.entries):
+            raise MalformedError(f"clip {clip.index} written where clip {len(self.entries)} belongs")
+        if clip.first_frame != self.frames_written:
+            raise MalformedError(
+                f"clip {clip.index} starts at frame {clip.first_frame}; the previous clip ended at {self.frames_written}"
+            )
+        coder = clip.index_map_coder if clip.index_map_coder is not None else self.index_map_coder
+        payload, text_bytes, vq_bytes = build_clip(clip, self.header, IndexMapCoder(coder))
+        entry = IndexEntry(clip.index, self.bytes_written, clip.first_frame, clip.frame_count)
+        self._emit(frame_chunk(ChunkType.CLIP, payload))
+        self.entries.append(entry)
+        self.text_bytes += text_bytes
+        self.vq_bytes += vq_bytes
+        return entry
+
+    def write_ancillary(self, chunk_type: int, payload: bytes) -> None:
+        """Append an ancillary chunk (type with bit 7 set) that readers skip unless they know it."""
+        if not ANCILLARY_CHUNK_BIT & chunk_type or not 0 <= chunk_type <= 0xFF:
+            raise MalformedError(f"chunk type 0x{chunk_type:02x} is not ancillary")
+        self._emit(frame_chunk(chunk_type, payload))
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        """Write INDX and TAIL, then publish the file (rename) or flush the stream."""
+        if self._closed:
+            return
+        try:
+            declared = self.header.frame_count
+            if declared and declared != self.frames_written:
+                raise MalformedError(
+                    f"header declares {declared} frames but the clips hold {self.frames_written}"
+                )
+            if self.write_index:
+                index_offset = self.bytes_written
+                index_chunk = frame_chunk(ChunkType.INDX, build_index(self.entries))
+                self._emit(index_chunk)
+                self._emit(frame_chunk(ChunkType.TAIL, build_tail(index_offset, len(index_chunk))))
+            self._file.flush()
+            if self._owns_file:
+                os.fsync(self._file.fileno())
+                self._file.close()
+                os.replace(self._temp_path, self._final_path)
+                self._temp_path = None
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+
+    def abort(self) -> None:
+        """Stop without publishing: a path's temporary file is removed."""
+        self._closed = True
+        if self._owns_file:
+            try:
+                self._file.close()
+            finally:
+                if self._temp_path is not None:
+                    self._temp_path.unlink(missing_ok=True)
+                    self._temp_path = None
+
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write(dest: str | os.PathLike | BinaryIO, header: Header, clips, **options) -> Writer:
+    """Write ``header`` and every clip of ``clips`` to ``dest``; returns the closed writer."""
+    with Writer(dest, header, **options) as writer:
+        for clip in clips:
+            writer.write_clip(clip)
+    return writer
