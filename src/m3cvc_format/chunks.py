@@ -222,7 +222,7 @@ def parse_clip(payload: bytes, offset: int, size: int, minor: int = VERSION_MINO
         pos += 1
         seed = None
         if flags & FLAG_SEED_PRESENT:
-            seed, pos = read(payload, pos)
+            seed, pos = read(payload, pos, 10)
         if seed is not None and seed >> 64:
             raise ValueError("clip seed exceeds 64 bits")
     except IndexError:

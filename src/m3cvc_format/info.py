@@ -70,12 +70,9 @@ def summarize(src, *, on_damage: str = "raise") -> StreamSummary:
         if total is None:  # a pipe: the reader has consumed everything
             total = reader._src._base + len(reader._src._buf)
         terminated = reader.index_offset is not None and not reader.truncated
-        index_source = "none"
-        if reader.seekable:
-            entries = reader.index
-            index_source = reader.index_source
-            if index_source == "trailer":
-                _check_index(entries, clips)
+        index_source = reader.index_source
+        if index_source == "trailer":
+            _check_index(reader.index, clips)
         return StreamSummary(reader.header, total, clips, index_source, terminated, list(reader.damage))
 
 

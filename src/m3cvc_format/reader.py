@@ -99,9 +99,10 @@ class _Source:
         del self._buf[: pos - self._base]
         self._base = pos
         while len(self._buf) < n and not self._eof:
-            # Ask only for what is missing: on a live pipe a larger read would
-            # wait for data this chunk does not need.
-            chunk = self.file.read(n - len(self._buf))
+            # Ask only for what is missing (a larger read would wait on a live pipe
+            # for data this chunk does not need), and at most 1 MiB at a time:
+            # read(n) allocates n bytes before any arrive.
+            chunk = self.file.read(min(n - len(self._buf), 1 << 20))
             self.reads += 1
             if not chunk:
                 self._eof = True
@@ -139,7 +140,7 @@ class Reader:
         self.damage: list[Damage] = []
         self.truncated = False
         self._index: list[IndexEntry] | None = None
-        self.index_source: str | None = None
+        self._index_source: str | None = None
         self.index_offset: int | None = None
         try:
             self.header, self.header_end = self._read_header()
@@ -265,13 +266,15 @@ class Reader:
     def __iter__(self) -> Iterator[ClipRecord]:
         return self.clips()
 
-    def clips(self) -> Iterator[ClipRecord]:
+    def clips(self, on_damage: str | None = None) -> Iterator[ClipRecord]:
         """Clips in file order, read sequentially (works on pipes).
 
         Ancillary chunks are skipped; the walk ends at TAIL or at the end of the
         data.  A stream that ends inside a chunk sets :attr:`truncated` and ends
-        after the last complete clip.
+        after the last complete clip.  ``on_damage`` overrides the reader's
+        policy for this walk.
         """
+        on_damage = on_damage or self.on_damage
         pos = self.header_end
         last_index = -1
         expected_frame = 0
@@ -315,7 +318,7 @@ class Reader:
                 self.damage.append(Damage(err.offset if err.offset is not None else pos, err))
                 return
             except M3VError as err:
-                if self.on_damage == "raise" or isinstance(err, UnknownChunkError):
+                if on_damage == "raise" or isinstance(err, UnknownChunkError):
                     raise
                 self.damage.append(Damage(err.offset if err.offset is not None else pos, err))
                 nxt = self._resync(pos, last_index)
@@ -334,11 +337,12 @@ class Reader:
                 if not self.seekable:
                     raise MissingIndexError("random access needs a seekable stream", None)
                 entries = [
-                    IndexEntry(r.index, r.offset, r.first_frame, r.frame_count) for r in self.clips()
+                    IndexEntry(r.index, r.offset, r.first_frame, r.frame_count)
+                    for r in self.clips(on_damage="skip")
                 ]
-                self.index_source = "scan"
+                self._index_source = "scan"
             else:
-                self.index_source = "trailer"
+                self._index_source = "trailer"
             self._index = entries
         return self._index
 
@@ -373,6 +377,14 @@ class Reader:
             return None
         self.index_offset = index_offset
         return entries
+
+    @property
+    def index_source(self) -> str:
+        """Where the index came from: "trailer" (INDX via TAIL), "scan" (rebuilt), "none" (a pipe)."""
+        if not self.seekable:
+            return "none"
+        self.index
+        return self._index_source
 
     @property
     def clip_count(self) -> int:

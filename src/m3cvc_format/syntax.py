@@ -150,7 +150,7 @@ ClipFields = c.Struct(
     "first_frame" / VarUInt,
     "frame_count" / VarUInt,
     "flags" / c.Int8ub,
-    "seed" / c.If(c.this.flags & 0x02, VarUInt),
+    "seed" / c.If(c.this.flags & 0x02, Leb128(10)),  # 64-bit values need a tenth byte
 )
 
 #: sub_chunk := tag leb128 (= body_length << 4 | kind), body.
