@@ -1,0 +1,98 @@
+"""Writer: atomic paths, pipes and stdout, determinism, the order rules for clips."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import m3cvc_format as m
+
+from conftest import ROOT, make_clips, make_header, make_stream
+
+
+def test_path_is_published_only_on_close(tmp_path):
+    header = make_header()
+    target = tmp_path / "out.m3v"
+    with m.Writer(target, header, index_map_coder=m.IndexMapCoder.RAW) as w:
+        for clip in make_clips(header, 3):
+            w.write_clip(clip)
+        assert not target.exists()  # still a temporary file beside it
+        assert len(list(tmp_path.iterdir())) == 1
+    assert target.read_bytes() == make_stream(header, 3)
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_failure_leaves_no_file(tmp_path):
+    header = make_header()
+    target = tmp_path / "out.m3v"
+    target.write_bytes(b"previous version")
+    with pytest.raises(RuntimeError):
+        with m.Writer(target, header, index_map_coder=m.IndexMapCoder.RAW) as w:
+            w.write_clip(make_clips(header, 1)[0])
+            raise RuntimeError("encoder crashed")
+    assert target.read_bytes() == b"previous version"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_writes_to_a_pipe():
+    header = make_header()
+    read_fd, write_fd = os.pipe()
+    received = []
+    reader = threading.Thread(target=lambda: received.append(os.fdopen(read_fd, "rb").read()))
+    reader.start()
+    with os.fdopen(write_fd, "wb") as pipe:
+        m.write(pipe, header, make_clips(header, 4), index_map_coder=m.IndexMapCoder.RAW)
+    reader.join()
+    assert received[0] == make_stream(header, 4)
+
+
+def test_writes_to_stdout():
+    code = (
+        "import sys; sys.path[:0] = [{src!r}, {tests!r}]\n"
+        "import m3cvc_format as m; from conftest import make_header, make_clips\n"
+        "h = make_header(); m.write('-', h, make_clips(h, 2), index_map_coder=m.IndexMapCoder.RAW)\n"
+    ).format(src=str(ROOT / "src"), tests=str(ROOT / "tests"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
+    assert out == make_stream(make_header(), 2)
+
+
+def test_same_input_gives_identical_bytes():
+    header = make_header(metadata={"b": 1, "a": {"z": 2, "y": [1, 2]}}, stream_seed=99)
+    streams = {make_stream(header, 5, coder=coder) for coder in [m.IndexMapCoder.RAW] * 3}
+    assert len(streams) == 1
+    reordered = make_header(metadata={"a": {"y": [1, 2], "z": 2}, "b": 1}, stream_seed=99)
+    assert make_stream(reordered, 5) in streams  # metadata is written with sorted keys
+
+
+def test_clip_order_and_frame_continuity_are_enforced():
+    header = make_header()
+    clips = make_clips(header, 3)
+    w = m.Writer(io.BytesIO(), header, index_map_coder=m.IndexMapCoder.RAW)
+    with pytest.raises(m.MalformedError):
+        w.write_clip(clips[1])
+    w.write_clip(clips[0])
+    gap = m.Clip(index=1, first_frame=clips[1].first_frame + 1, frame_count=1, index_map=clips[1].index_map)
+    with pytest.raises(m.MalformedError):
+        w.write_clip(gap)
+    with pytest.raises(m.MalformedError):
+        w.write_clip(m.Clip(index=1, first_frame=clips[1].first_frame, frame_count=1,
+                            index_map=np.zeros((2, 2), dtype=int)))
+
+
+def test_declared_frame_count_must_match():
+    header = make_header(frame_count=1000)
+    with pytest.raises(m.MalformedError):
+        m.write(io.BytesIO(), header, make_clips(header, 2), index_map_coder=m.IndexMapCoder.RAW)
+
+
+def test_ancillary_chunks_need_the_ancillary_bit():
+    w = m.Writer(io.BytesIO(), make_header())
+    with pytest.raises(m.MalformedError):
+        w.write_ancillary(0x10, b"critical")
+    w.write_ancillary(0x90, b"fine")
