@@ -86,12 +86,15 @@ class _Source:
         self.file.seek(offset)
         return self.file.read(n)
 
-    def peek(self, pos: int, n: int) -> bytes:
-        """Up to ``n`` bytes at ``pos``; fewer only at the end of the data."""
+    def peek(self, pos: int, n: int, readahead: int = _WINDOW) -> bytes:
+        """Up to ``n`` bytes at ``pos``; fewer only at the end of the data.
+
+        A seekable source reads at least ``readahead`` bytes when it must read.
+        """
         if self.seekable:
             end = min(pos + n, self.size)
             if not (self._base <= pos and end <= self._base + len(self._buf)):
-                self._buf = self.read_at(pos, max(end - pos, _WINDOW))
+                self._buf = self.read_at(pos, max(end - pos, readahead))
                 self._base = pos
             return self._buf[pos - self._base : end - self._base]
         if pos < self._base:
@@ -403,7 +406,7 @@ class Reader:
             raise IndexError(f"clip {k} out of range 0..{len(entries) - 1}")
         entry = entries[k]
         end = entries[k + 1].offset if k + 1 < len(entries) else (self.index_offset or self.size)
-        self._src.peek(entry.offset, end - entry.offset)  # the single read of this clip
+        self._src.peek(entry.offset, end - entry.offset, readahead=0)  # the one read of this clip
         chunk = self._chunk_at(entry.offset)
         if chunk is None or chunk.chunk_type != ChunkType.CLIP:
             raise MalformedError(f"index entry {k} does not point at a CLIP chunk", entry.offset)
