@@ -174,10 +174,12 @@ def mkvinfo_check(data: bytes) -> str:
     with tempfile.NamedTemporaryFile(suffix=".mkv") as f:
         f.write(data)
         f.flush()
-        out = subprocess.run([tool, f.name], capture_output=True, text=True)
+        out = subprocess.run([tool, "-v", f.name], capture_output=True, text=True)
     if out.returncode != 0:
         return f"mkvinfo rejected it: {out.stdout.strip().splitlines()[-1:]}"
-    return f"mkvinfo reads it ({out.stdout.count('+ Cluster')} clusters)"
+    clusters = sum(1 for line in out.stdout.splitlines() if line.startswith("|+ Cluster"))
+    cues = sum(1 for line in out.stdout.splitlines() if line.strip(" |").startswith("+ Cue point"))
+    return f"mkvinfo -v reads it: {clusters} clusters, {cues} cue points"
 
 
 def main(argv=None) -> int:

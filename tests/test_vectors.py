@@ -1,0 +1,90 @@
+"""Conformance vectors: every vector reads exactly as its .json says, and the generator
+reproduces them byte for byte."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+import m3cvc_format as m
+from m3cvc_format import info
+
+from conftest import ROOT, VECTORS
+
+VECTOR_FILES = sorted(VECTORS.glob("*.m3v"))
+
+
+def expected(path):
+    return json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+
+
+def test_there_are_vectors_of_every_required_kind():
+    names = {p.stem for p in VECTOR_FILES}
+    for required in ("minimal", "clips-modes", "grid-32x32", "grid-64x64", "text-utf8", "text-lzw", "text-tokans1",
+                     "unterminated", "cut-off", "ancillary", "bad-signature", "crc-mismatch", "truncated-header",
+                     "length-beyond-file"):
+        assert required in names
+
+
+@pytest.mark.parametrize("path", VECTOR_FILES, ids=lambda p: p.stem)
+def test_vector(path):
+    want = expected(path)
+    data = path.read_bytes()
+    assert len(data) == want["size"]
+    if not want["valid"]:
+        with pytest.raises(m.M3VError) as err:
+            reader = m.Reader(data)
+            list(reader.clips())
+        assert type(err.value).__name__ == want["error"]
+        assert err.value.offset == want["offset"]
+        try:
+            readable = [c.index for c in m.Reader(data, on_damage="skip").clips()]
+        except m.M3VError:
+            readable = []
+        assert readable == want["readable_clips"]
+        return
+    reader = m.Reader(data, on_damage="skip")
+    h = reader.header
+    wh = want["header"]
+    assert [h.width, h.height, [h.fps.numerator, h.fps.denominator], h.frame_count, h.pack_id, h.pack_hash.hex(),
+            [h.grid_h, h.grid_w], h.vocab_size, int(h.text_codec), h.stream_seed, list(h.prior), h.metadata] == [
+        wh["width"], wh["height"], wh["fps"], wh["frame_count"], wh["pack_id"], wh["pack_hash"], wh["grid"],
+        wh["vocab_size"], wh["text_codec"], wh["stream_seed"], wh["prior"], wh["metadata"]]
+    records = list(reader.clips())
+    assert len(records) == len(want["clips"])
+    for record, wc in zip(records, want["clips"]):
+        clip = record.decode(h)
+        assert (record.offset, record.size, clip.index, clip.first_frame, clip.frame_count, clip.mode.name.lower(),
+                clip.seed) == (wc["offset"], wc["size"], wc["index"], wc["first_frame"], wc["frame_count"], wc["mode"],
+                               wc["seed"])
+        assert m.decode_seed(h.stream_seed, clip.index, clip.seed) == wc["decode_seed"]
+        assert (clip.keyframe_text, clip.clip_text) == (wc["keyframe_text"], wc["clip_text"])
+        assert np.array_equal(clip.index_map, np.array(wc["index_map"]))
+        assert [[k, b.hex()] for k, b in clip.ancillary] == wc["ancillary"]
+    assert reader.index_source == want["index"]
+    assert (reader.damage[0].offset if reader.truncated else None) == want["truncated_at"]
+
+
+@pytest.mark.parametrize("path", VECTOR_FILES, ids=lambda p: p.stem)
+def test_m3v_info_on_vector(path, capsys):
+    want = expected(path)
+    code = info.main([str(path), "--verify", "--json"])
+    out, err = capsys.readouterr()
+    if want["valid"] and want["truncated_at"] is None:
+        assert code == 0, err
+        doc = json.loads(out)
+        assert [c["clip_text"] for c in doc["clips"]] == [c["clip_text"] for c in want["clips"]]
+    else:
+        assert code == 1 and len(err.strip().splitlines()) == 1 and "at byte" in err
+
+
+def test_generator_reproduces_the_vectors():
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import make_vectors
+    finally:
+        sys.path.pop(0)
+    assert make_vectors.main(["--check"]) == 0
