@@ -1,4 +1,4 @@
-"""The format's rANS arithmetic (spec/index-map-coding.md, "The rANS coder"), on constriction.
+"""The format's rANS arithmetic (spec/entropy-coding.md, "The rANS coder"), on constriction.
 
 Every entropy-coded payload in a `.m3v` stream (index maps, the ``tokans-1``
 text codec) uses one coder: range ANS with a 64-bit state, 32-bit words and
@@ -20,7 +20,7 @@ import numpy as np
 from .constants import ANS_PRECISION
 from .errors import PayloadError
 
-__all__ = ["TOTAL", "normalize", "AnsEncoder", "AnsDecoder", "ideal_bits"]
+__all__ = ["TOTAL", "normalize", "Model", "AnsEncoder", "AnsDecoder", "ideal_bits"]
 
 TOTAL = 1 << ANS_PRECISION
 
@@ -73,6 +73,18 @@ def _check_table(freqs: np.ndarray) -> None:
         raise ValueError("frequency table must have entries >= 1 summing to 2**24")
 
 
+class Model:
+    """A frequency table prepared once for many symbols (building the constriction model
+    costs far more than one pop)."""
+
+    def __init__(self, freqs: np.ndarray) -> None:
+        self.freqs = np.asarray(freqs, dtype=np.int64)
+        if self.freqs.ndim != 1:
+            raise ValueError("a Model holds one table")
+        _check_table(self.freqs)
+        self._model = _constriction_model(self.freqs) if self.freqs.shape[0] > 1 else None
+
+
 class AnsEncoder:
     """Collects symbols in decoding order; :meth:`finish` codes them (ANS runs in reverse)."""
 
@@ -120,8 +132,11 @@ class AnsDecoder:
         words = np.frombuffer(padded, dtype="<u4").astype(np.uint32)
         self._coder = constriction.stream.stack.AnsCoder(words)
 
-    def pop(self, freqs: np.ndarray) -> int:
-        freqs = np.asarray(freqs, dtype=np.int64)
+    def pop(self, model: "Model | np.ndarray") -> int:
+        """Pop one symbol coded with ``model`` (a :class:`Model` or a frequency table)."""
+        if isinstance(model, Model):
+            return 0 if model._model is None else int(self._coder.decode(model._model))
+        freqs = np.asarray(model, dtype=np.int64)
         if freqs.shape[-1] == 1:
             return 0
         return int(self._coder.decode(_constriction_model(freqs)))
