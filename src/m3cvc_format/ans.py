@@ -20,7 +20,7 @@ import numpy as np
 from .constants import ANS_PRECISION
 from .errors import PayloadError
 
-__all__ = ["TOTAL", "normalize", "Model", "AnsEncoder", "AnsDecoder", "ideal_bits"]
+__all__ = ["TOTAL", "normalize", "Model", "AnsEncoder", "AnsDecoder", "ideal_bits", "rank_order"]
 
 TOTAL = 1 << ANS_PRECISION
 
@@ -106,10 +106,15 @@ class AnsEncoder:
             raise ValueError("symbol outside the model's alphabet")
         self._segments.append((symbols, freqs))
 
-    def finish(self) -> bytes:
+    def finish(self, start_state: int = 0) -> bytes:
+        """Code everything pushed, starting from ``start_state`` (< 2**32; see
+        :func:`rank_order`: a payload's final symbol can ride in the start state)."""
         import constriction
 
-        coder = constriction.stream.stack.AnsCoder()
+        if not 0 <= start_state < 1 << 32:
+            raise ValueError("start state must fit one word")
+        initial = np.asarray([start_state] if start_state else [], dtype=np.uint32)
+        coder = constriction.stream.stack.AnsCoder(initial)
         for symbols, freqs in reversed(self._segments):
             if freqs.ndim == 1:
                 coder.encode_reverse(symbols, _constriction_model(freqs))
@@ -162,3 +167,20 @@ class AnsDecoder:
         """Raise unless every word was consumed and the state returned to 0."""
         if not self._coder.is_empty():
             raise PayloadError("coded payload has data left after its last symbol")
+
+    def finish_state(self, limit: int) -> int:
+        """The state left after the last popped symbol, which must be below ``limit``
+        with no words left: the start state the encoder was given."""
+        rest = np.asarray(self._coder.get_compressed())
+        state = int(rest[0]) if len(rest) == 1 else 0
+        if len(rest) > 1 or state >= limit:
+            raise PayloadError("coded payload has data left after its last symbol")
+        return state
+
+
+def rank_order(weights: np.ndarray) -> np.ndarray:
+    """Symbols by decreasing weight, ties by increasing symbol: ``rank_order(w)[r]`` is the
+    symbol of rank r.  A payload's final symbol is sent as its rank, as the coder's start
+    state, so a likely final symbol costs a few bits instead of up to 24."""
+    w = np.asarray(weights)
+    return np.lexsort((np.arange(len(w)), -w))
