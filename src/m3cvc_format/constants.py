@@ -53,7 +53,7 @@ class TextCodec(IntEnum):
 
 
 class IndexMapCoder(IntEnum):
-    """Registry of index-map coders (spec/index-map-coding.md)."""
+    """Registry of index-map coders (spec/entropy-coding.md)."""
 
     RAW = 0
     STATIC = 1

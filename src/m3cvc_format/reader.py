@@ -317,9 +317,14 @@ class Reader:
                     raise UnknownChunkError(f"unknown critical chunk type 0x{t:02x}", pos)
                 pos += chunk.size
             except TruncatedError as err:
-                self.truncated = True
                 self.damage.append(Damage(err.offset if err.offset is not None else pos, err))
-                return
+                # A length damaged into running past the end looks like a cut; if an
+                # intact chunk follows, it was damage and the walk goes on.
+                nxt = self._resync(pos, last_index) if on_damage == "skip" else None
+                if nxt is None:
+                    self.truncated = True
+                    return
+                pos = nxt
             except M3VError as err:
                 if on_damage == "raise" or isinstance(err, UnknownChunkError):
                     raise
