@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 _KIND_MASK = (1 << SUBCHUNK_KIND_BITS) - 1
+_INDEX_MAP = SubChunkKind.INDEX_MAP.value
 
 
 def frame_chunk(chunk_type: int, payload: bytes) -> bytes:
@@ -205,6 +206,11 @@ def build_clip(clip: Clip, header: Header, coder: IndexMapCoder) -> tuple[bytes,
     return b"".join(parts), text_bytes, len(body)
 
 
+def _read_leb128_fast(data, pos, max_bytes=9):
+    byte = data[pos]  # most fields fit one byte: skip the general loop for them
+    return (byte, pos + 1) if byte < 0x80 else syntax.read_leb128(data, pos, max_bytes)
+
+
 def parse_clip(payload: bytes, offset: int, size: int, minor: int = VERSION_MINOR) -> ClipRecord:
     """Parse a CLIP payload whose chunk starts at ``offset`` and spans ``size`` bytes.
 
@@ -212,7 +218,7 @@ def parse_clip(payload: bytes, offset: int, size: int, minor: int = VERSION_MINO
     this reader does not know are errors in a stream of its own version or
     older, and ignored in a newer one.
     """
-    read = syntax.read_leb128
+    read = _read_leb128_fast
     pos = 0
     try:
         clip_index, pos = read(payload, pos)
@@ -234,17 +240,23 @@ def parse_clip(payload: bytes, offset: int, size: int, minor: int = VERSION_MINO
     if frame_count == 0:
         raise MalformedError(f"clip {clip_index} has no frames", offset)
 
-    texts = {SubChunkKind.KEYFRAME_TEXT: b"", SubChunkKind.CLIP_TEXT: b""}
+    texts = [b"", b""]  # by kind: keyframe text, clip text (plain ints: enums cost here)
     index_map = None
     index_map_size = 0
     ancillary = []
     last_kind = -1
     end = len(payload)
     while pos < end:
-        try:
-            tag, body_start = read(payload, pos)
-        except (IndexError, ValueError):
-            raise MalformedError("sub-chunk tag is malformed", offset) from None
+        b0 = payload[pos]
+        if b0 < 0x80:
+            tag, body_start = b0, pos + 1
+        elif pos + 1 < end and 0 < payload[pos + 1] < 0x80:  # the usual 2-byte tag
+            tag, body_start = (b0 & 0x7F) | payload[pos + 1] << 7, pos + 2
+        else:
+            try:
+                tag, body_start = read(payload, pos)
+            except (IndexError, ValueError):
+                raise MalformedError("sub-chunk tag is malformed", offset) from None
         kind, length = tag & _KIND_MASK, tag >> SUBCHUNK_KIND_BITS
         if body_start + length > end:
             raise MalformedError(
@@ -255,14 +267,14 @@ def parse_clip(payload: bytes, offset: int, size: int, minor: int = VERSION_MINO
         if kind & ANCILLARY_SUBCHUNK_BIT:
             ancillary.append((kind, bytes(body)))
             continue
-        if kind > SubChunkKind.INDEX_MAP:
+        if kind > _INDEX_MAP:
             if minor > VERSION_MINOR:
                 raise UnknownChunkError(f"clip {clip_index} needs critical sub-chunk kind {kind}", offset)
             raise UnknownChunkError(f"clip {clip_index} has reserved critical sub-chunk kind {kind}", offset)
         if kind <= last_kind:
             raise MalformedError(f"clip {clip_index} repeats or reorders sub-chunk kind {kind}", offset)
         last_kind = kind
-        if kind == SubChunkKind.INDEX_MAP:
+        if kind == _INDEX_MAP:
             try:
                 coder = body[0]
                 grid_h, p = read(body, 1)
@@ -274,7 +286,7 @@ def parse_clip(payload: bytes, offset: int, size: int, minor: int = VERSION_MINO
         else:
             if length == 0:
                 raise MalformedError(f"clip {clip_index} has an empty text sub-chunk", offset)
-            texts[SubChunkKind(kind)] = bytes(body)
+            texts[kind] = body
     if index_map is None:
         raise MalformedError(f"clip {clip_index} has no index map", offset)
     return ClipRecord(
@@ -285,8 +297,8 @@ def parse_clip(payload: bytes, offset: int, size: int, minor: int = VERSION_MINO
         frame_count=frame_count,
         flags=flags,
         seed=seed,
-        keyframe_text_coded=texts[SubChunkKind.KEYFRAME_TEXT],
-        clip_text_coded=texts[SubChunkKind.CLIP_TEXT],
+        keyframe_text_coded=texts[SubChunkKind.KEYFRAME_TEXT.value],
+        clip_text_coded=texts[SubChunkKind.CLIP_TEXT.value],
         index_map=index_map,
         ancillary=tuple(ancillary),
         index_map_body_size=index_map_size,
@@ -308,7 +320,7 @@ def build_index(entries: list[IndexEntry]) -> bytes:
 
 def parse_index(payload: bytes, offset: int, clips_end: int) -> list[IndexEntry]:
     """Parse INDX; ``clips_end`` is the offset of the INDX chunk (every clip lies before it)."""
-    read = syntax.read_leb128
+    read = _read_leb128_fast
     try:
         count, pos = read(payload, 0)
         frame_end, pos = read(payload, pos)

@@ -7,6 +7,8 @@ and the byte offset), 2 usage error.
 from __future__ import annotations
 
 import argparse
+import functools
+import gc
 import json
 import sys
 from dataclasses import dataclass, field
@@ -38,11 +40,11 @@ class StreamSummary:
     def duration_s(self) -> float:
         return float(self.frames / self.header.fps)
 
-    @property
+    @functools.cached_property
     def text_bytes(self) -> int:
         return sum(c.text_bytes for c in self.clips)
 
-    @property
+    @functools.cached_property
     def vq_bytes(self) -> int:
         return sum(c.vq_bytes for c in self.clips)
 
@@ -65,7 +67,14 @@ def summarize(src, *, on_damage: str = "raise") -> StreamSummary:
     from .reader import Reader
 
     with Reader(src, on_damage=on_damage) as reader:
-        clips = list(reader.clips())
+        # Thousands of small records, no cycles: the cyclic collector would only rescan them.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            clips = list(reader.clips())
+        finally:
+            if was_enabled:
+                gc.enable()
         total = reader.size
         if total is None:  # a pipe: the reader has consumed everything
             total = reader._src._base + len(reader._src._buf)
@@ -142,7 +151,8 @@ def _percent(part: int, whole: int) -> str:
 
 def format_summary(summary: StreamSummary, name: str) -> str:
     h = summary.header
-    modes = {m: sum(1 for c in summary.clips if c.mode == m) for m in Mode}
+    predicted = sum(c.flags & 1 for c in summary.clips)  # flags bit 0 is the mode
+    modes = {Mode.INTERPOLATION: len(summary.clips) - predicted, Mode.PREDICTION: predicted}
     lines = [
         ("file", name),
         ("version", f"{h.version[0]}.{h.version[1]}"),

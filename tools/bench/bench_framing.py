@@ -109,20 +109,13 @@ def descriptions(n: int) -> list[tuple[str, str]]:
 
 
 def maps(n: int, h: int, w: int) -> list[np.ndarray]:
-    try:
-        from standin_maps import load_maps  # stand-in VQ maps of real images, from the index-map benchmark
+    """Stand-in VQ maps of real images (tools/bench/standin_maps.py), cycled to ``n``."""
+    from standin_maps import load_maps
 
-        pool = [mp for mp in load_maps((h, w)) if mp.shape == (h, w)]
-    except Exception:  # pragma: no cover - fall back to structured random maps
-        pool = []
-    rng = np.random.default_rng(0)
+    found = load_maps()
+    pool = [mp for key in (f"{w}x{h}/video", f"{w}x{h}/kodak") for mp in found.get(key, [])]
     if not pool:
-        for _ in range(16):
-            coarse = rng.integers(0, 256, (h // 4 + 1, w // 4 + 1))
-            mp = np.kron(coarse, np.ones((4, 4), dtype=np.int64))[:h, :w]
-            noise = rng.random((h, w)) < 0.3
-            mp[noise] = rng.integers(0, 256, int(noise.sum()))
-            pool.append(mp)
+        raise SystemExit(f"no stand-in maps for a {h}x{w} grid")
     return [pool[i % len(pool)] for i in range(n)]
 
 
@@ -174,12 +167,12 @@ def mkvinfo_check(data: bytes) -> str:
     with tempfile.NamedTemporaryFile(suffix=".mkv") as f:
         f.write(data)
         f.flush()
-        out = subprocess.run([tool, "-v", f.name], capture_output=True, text=True)
+        out = subprocess.run([tool, "--all", f.name], capture_output=True, text=True)
     if out.returncode != 0:
         return f"mkvinfo rejected it: {out.stdout.strip().splitlines()[-1:]}"
     clusters = sum(1 for line in out.stdout.splitlines() if line.startswith("|+ Cluster"))
     cues = sum(1 for line in out.stdout.splitlines() if line.strip(" |").startswith("+ Cue point"))
-    return f"mkvinfo -v reads it: {clusters} clusters, {cues} cue points"
+    return f"mkvinfo --all reads it: {clusters} clusters, {cues} cue points"
 
 
 def main(argv=None) -> int:
