@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Framing overhead of `.m3v` per clip, against carrying the same payloads in Matroska.
 
-    python tools/bench/bench_framing.py [--clips 300] [--out docs/bench-sections/framing.md]
+    python tools/bench/bench_framing.py [--clips 300]
 
 Payloads are realistic: descriptions from ActivityNet paragraphs (keyframe text = first
 sentence, clip text = the rest) coded with tokans-1, and 20x32 / 40x64 index maps coded
@@ -178,7 +178,7 @@ def mkvinfo_check(data: bytes) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clips", type=int, default=300)
-    p.add_argument("--out", type=Path, default=ROOT / "docs" / "bench-sections" / "framing.md")
+    p.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = p.parse_args(argv)
     rows = [run(args.clips, (20, 32), True), run(args.clips, (20, 32), False), run(args.clips, (40, 64), True)]
     lines = [
@@ -199,8 +199,10 @@ def main(argv=None) -> int:
     lines.append("")
     lines.append(f"Fixed cost of a stream (signature, HEAD without metadata, empty INDX, TAIL): {rows[0]['m3v_fixed']} bytes.")
     text = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    if not args.no_doc:
+        from report import update_section
+
+        update_section("framing", text)
     print(text)
     return 0
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Time of `import m3cvc_format` (target: at most 150 ms) and of a first real use.
 
-    python tools/bench/bench_import.py [--runs 21] [--out docs/bench-sections/import.md]
+    python tools/bench/bench_import.py [--runs 21]
 
 Each figure is the median over fresh interpreters, minus the median start-up of an
 interpreter that imports nothing.
@@ -41,7 +41,7 @@ def median_wall(code: str, runs: int) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=21)
-    p.add_argument("--out", type=Path, default=ROOT / "docs" / "bench-sections" / "import.md")
+    p.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = p.parse_args(argv)
     walls = {name: median_wall(code, args.runs) for name, code in CASES.items()}
     base = walls["python -c pass (baseline)"]
@@ -52,8 +52,10 @@ def main(argv=None) -> int:
     for name, wall in walls.items():
         lines.append(f"| {name} | {1000 * wall:.1f} ms | {1000 * (wall - base):.1f} ms |")
     text = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    if not args.no_doc:
+        from report import update_section
+
+        update_section("import", text)
     print(text)
     return 0
 

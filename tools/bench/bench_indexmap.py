@@ -1,6 +1,6 @@
 """Benchmark the index-map coders on STAND-IN VQ maps (tools/bench/standin_maps.py).
 
-    PYTHONPATH=src python tools/bench/bench_indexmap.py [--out docs/bench-sections/indexmap.md]
+    PYTHONPATH=src python tools/bench/bench_indexmap.py   # updates its section of docs/benchmarks.md
 
 For every grid size: mean payload bytes per map for RAW (8 bits an index for
 256 codes), zstd level 19 on the uint8 map bytes, STATIC and CONTEXT; bits per
@@ -135,13 +135,14 @@ def run() -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="docs/bench-sections/indexmap.md")
+    ap.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = ap.parse_args()
     text = run()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(f"wrote {out}")
+    print(text)
+    if not args.no_doc:
+        from report import update_section
+
+        update_section("indexmap", text)
     return 0
 
 

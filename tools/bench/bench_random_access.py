@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A 10,000-clip stream: m3v-info wall time, and the reads random access to one clip needs.
 
-    python tools/bench/bench_random_access.py [--clips 10000] [--out docs/bench-sections/random_access.md]
+    python tools/bench/bench_random_access.py [--clips 10000]
 
 The stream has realistic payloads (ActivityNet descriptions coded with tokans-1, 20x32 maps
 coded with the context-adaptive coder; a pool of texts and maps is cycled and each distinct
@@ -116,7 +116,7 @@ def random_access(path: Path, k: int) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clips", type=int, default=10_000)
-    p.add_argument("--out", type=Path, default=ROOT / "docs" / "bench-sections" / "random_access.md")
+    p.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "long.m3v"
@@ -147,8 +147,10 @@ def main(argv=None) -> int:
     lines += ["", "Target: at most 3 reads besides the clip itself; measured: "
               f"{max(a['header_reads'] + a['index_reads'] for a in access)}."]
     text = "\n".join(lines) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    if not args.no_doc:
+        from report import update_section
+
+        update_section("random_access", text)
     print(text)
     return 0
 

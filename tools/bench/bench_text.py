@@ -10,7 +10,7 @@ content size.  Reported over (a) the whole ActivityNet file and (b) its odd
 (held-out) lines only.  tokans-1 and LZW are decoded again and checked
 lossless on every line.
 
-    PYTHONPATH=src python tools/bench/bench_text.py [--out docs/bench-sections/text.md]
+    PYTHONPATH=src python tools/bench/bench_text.py   # updates its section of docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--activitynet", type=Path, default=MEDIA / "activitynet_paragraphs.txt")
     ap.add_argument("--msrvtt", type=Path, default=MEDIA / "msrvtt_trainval_captions.txt")
-    ap.add_argument("--out", type=Path, help="write the markdown section here")
+    ap.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = ap.parse_args(argv)
 
     an = read_lines(args.activitynet)
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Measured {DATE} on {platform.machine()} / Python {platform.python_version()} with",
         "",
         "```",
-        "PYTHONPATH=src python tools/bench/bench_text.py --out docs/bench-sections/text.md",
+        "PYTHONPATH=src python tools/bench/bench_text.py",
         "```",
         "",
         f"Data: `activitynet_paragraphs.txt` ({len(an)} multi-sentence descriptions, one per line), each",
@@ -128,9 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     md = "\n".join(out)
     print(md)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(md, encoding="utf-8")
+    if not args.no_doc:
+        from report import update_section
+
+        update_section("text", md)
     return 1 if mismatches else 0
 
 
