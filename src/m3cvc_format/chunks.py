@@ -35,7 +35,6 @@ from .errors import (
     LimitError,
     M3VError,
     MalformedError,
-    TruncatedError,
     UnknownChunkError,
     UnsupportedVersionError,
 )

@@ -75,9 +75,7 @@ def summarize(src, *, on_damage: str = "raise") -> StreamSummary:
         finally:
             if was_enabled:
                 gc.enable()
-        total = reader.size
-        if total is None:  # a pipe: the reader has consumed everything
-            total = reader._src._base + len(reader._src._buf)
+        total = reader.bytes_seen  # a pipe has been read to its end by now
         terminated = reader.index_offset is not None and not reader.truncated
         index_source = reader.index_source
         if index_source == "trailer":

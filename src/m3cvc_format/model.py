@@ -18,7 +18,6 @@ from .constants import (
     MAX_FRAME_COUNT,
     MAX_GRID_SIDE,
     MAX_GRID_SYMBOLS,
-    MAX_METADATA_BYTES,
     MAX_PACK_ID_BYTES,
     MAX_PRIOR_COUNT,
     MAX_RATE_TERM,

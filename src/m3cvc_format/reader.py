@@ -12,7 +12,6 @@ import os
 import struct
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from .chunks import parse_clip, parse_head, parse_index, parse_tail
@@ -21,7 +20,6 @@ from .constants import (
     MAX_LENGTH_VARINT_BYTES,
     SIGNATURE,
     TAIL_SIZE,
-    VERSION_MINOR,
     ChunkType,
 )
 from .crc import crc32c
@@ -162,6 +160,11 @@ class Reader:
         return self._src.size
 
     @property
+    def bytes_seen(self) -> int:
+        """Bytes of the stream read so far (its size, once a pipe has been read to the end)."""
+        return self._src.size if self.seekable else self._src._base + len(self._src._buf)
+
+    @property
     def reads(self) -> int:
         """Read calls made on the underlying file so far (for measuring random access)."""
         return self._src.reads
@@ -249,8 +252,6 @@ class Reader:
                         return cand
                 except M3VError:
                     continue
-                finally:
-                    self._src.peek(q, _WINDOW)  # keep the scanning window buffered
             q += len(window)
         return None
 

@@ -13,7 +13,6 @@ from .constants import (
     MAX_VARINT_BYTES,
     PACK_HASH_SIZE,
     SUBCHUNK_KIND_BITS,
-    TAIL_PAYLOAD_SIZE,
 )
 from .crc import crc32c
 
