@@ -49,6 +49,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from m3cvc_format.textcodec import cheapest_parse  # noqa: E402  (the codec's own parser)
+
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,28 +145,9 @@ def segment_counts(lines: Counter, cost: dict[bytes, float]) -> Counter:
         for k in range(1, len(t) + 1):
             prefixes.add(t[:k])
     counts: Counter = Counter()
-    inf = float("inf")
     for line, weight in lines.items():
-        n = len(line)
-        best = [inf] * (n + 1)
-        back = [0] * (n + 1)
-        best[0] = 0.0
-        for i in range(n):
-            bi = best[i]
-            top = min(n, i + MAX_TOKEN_LEN)
-            for j in range(i + 1, top + 1):
-                piece = line[i:j]
-                if piece not in prefixes:
-                    break
-                c = cost.get(piece)
-                if c is not None and bi + c < best[j]:
-                    best[j] = bi + c
-                    back[j] = i
-        j = n
-        while j > 0:
-            i = back[j]
-            counts[line[i:j]] += weight
-            j = i
+        for piece in cheapest_parse(line, cost, prefixes, MAX_TOKEN_LEN):
+            counts[piece] += weight
     return counts
 
 

@@ -339,6 +339,15 @@ def _check_indices(indices, vocab_size: int) -> np.ndarray:
     return x
 
 
+def _prepare(indices, vocab_size: int, coder, prior):
+    """Checked coder, map (int64, 2-D) and prior shared by the encoder and the code length."""
+    x = np.asarray(indices)
+    if x.ndim != 2:
+        raise ValueError("an index map is a 2-D array")
+    p = check_index_map_params(int(x.shape[0]), int(x.shape[1]), vocab_size, prior)
+    return _coder(coder), _check_indices(x, vocab_size), p
+
+
 def encode_index_map(
     indices: np.ndarray,
     vocab_size: int,
@@ -346,12 +355,7 @@ def encode_index_map(
     prior: Sequence[int] | None = None,
 ) -> bytes:
     """Code a 2-D index map; the grid size travels outside the payload."""
-    coder = _coder(coder)
-    x = np.asarray(indices)
-    if x.ndim != 2:
-        raise ValueError("an index map is a 2-D array")
-    p = check_index_map_params(int(x.shape[0]), int(x.shape[1]), vocab_size, prior)
-    x = _check_indices(x, vocab_size)
+    coder, x, p = _prepare(indices, vocab_size, coder, prior)
     if vocab_size == 1:
         return b""
     if coder is IndexMapCoder.RAW:
@@ -377,12 +381,7 @@ def index_map_code_length(
     prior: Sequence[int] | None = None,
 ) -> float:
     """Ideal code length in bits of ``indices`` under ``coder``'s own model."""
-    coder = _coder(coder)
-    x = np.asarray(indices)
-    if x.ndim != 2:
-        raise ValueError("an index map is a 2-D array")
-    p = check_index_map_params(int(x.shape[0]), int(x.shape[1]), vocab_size, prior)
-    x = _check_indices(x, vocab_size)
+    coder, x, p = _prepare(indices, vocab_size, coder, prior)
     if vocab_size == 1:
         return 0.0
     if coder is IndexMapCoder.RAW:

@@ -279,18 +279,18 @@ def _load_vocab() -> _Vocab:
     return _vocab_cache
 
 
-def _tokans_parse(data: bytes, v: _Vocab) -> list[int]:
-    """Token ids of a parse of ``data`` with the least total code length (ties: the earlier-found path)."""
+def cheapest_parse(data: bytes, cost: dict[bytes, float], prefixes: set[bytes],
+                   max_len: int = _TOKANS_MAX_TOKEN_LEN) -> list[bytes]:
+    """The split of ``data`` into tokens of ``cost`` with the least total cost (Viterbi;
+    ties: the earlier-found path).  ``prefixes`` holds every prefix of every token, so the
+    search stops as soon as no token can continue.  The trainer uses it too."""
     n = len(data)
-    inf = math.inf
-    best = [inf] * (n + 1)
+    best = [math.inf] * (n + 1)
     back = [0] * (n + 1)
     best[0] = 0.0
-    cost = v.cost
-    prefixes = v.prefixes
     for i in range(n):
         bi = best[i]
-        for j in range(i + 1, min(n, i + _TOKANS_MAX_TOKEN_LEN) + 1):
+        for j in range(i + 1, min(n, i + max_len) + 1):
             piece = data[i:j]
             if piece not in prefixes:
                 break
@@ -298,14 +298,19 @@ def _tokans_parse(data: bytes, v: _Vocab) -> list[int]:
             if c is not None and bi + c < best[j]:
                 best[j] = bi + c
                 back[j] = i
-    ids = []
+    pieces = []
     j = n
     while j > 0:
         i = back[j]
-        ids.append(v.ids[data[i:j]])
+        pieces.append(data[i:j])
         j = i
-    ids.reverse()
-    return ids
+    pieces.reverse()
+    return pieces
+
+
+def _tokans_parse(data: bytes, v: _Vocab) -> list[int]:
+    """Token ids of a parse of ``data`` with the least total code length."""
+    return [v.ids[piece] for piece in cheapest_parse(data, v.cost, v.prefixes)]
 
 
 def _tokans_encode(data: bytes) -> bytes:
