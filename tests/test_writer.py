@@ -26,6 +26,9 @@ def test_path_is_published_only_on_close(tmp_path):
         assert len(list(tmp_path.iterdir())) == 1
     assert target.read_bytes() == make_stream(header, 3)
     assert list(tmp_path.iterdir()) == [target]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would make it
 
 
 def test_failure_leaves_no_file(tmp_path):

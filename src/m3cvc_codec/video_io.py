@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from m3cvc_format.atomic import publish
 
 from .errors import CodecError
 
@@ -306,7 +307,7 @@ class _AtomicFile:
         self.temp = Path(temp)
 
     def publish(self):
-        os.replace(self.temp, self.final)
+        publish(self.temp, self.final)
 
     def discard(self):
         self.temp.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
+from .atomic import publish
 from .chunks import build_clip, build_head, build_index, build_tail, frame_chunk
 from .constants import ANCILLARY_CHUNK_BIT, SIGNATURE, ChunkType, IndexMapCoder
 from .errors import MalformedError
@@ -119,7 +120,7 @@ class Writer:
             if self._owns_file:
                 os.fsync(self._file.fileno())
                 self._file.close()
-                os.replace(self._temp_path, self._final_path)
+                publish(self._temp_path, self._final_path)
                 self._temp_path = None
         except BaseException:
             self.abort()
