@@ -14,8 +14,15 @@ Writing::
         writer.write_clip(m3cvc_format.Clip(index=0, first_frame=0, frame_count=16,
                                             keyframe_text="a dog", index_map=indices))
 
+Decoding frames, with PyAV's interface (the frame decoder for the stream's pack is found
+through the ``m3cvc.frame_decoders`` entry points; docs/pyav-compat.md)::
+
+    with m3cvc_format.open("clip.m3v") as container:      # as av.open
+        for frame in container.decode(video=0):          # av.VideoFrame
+            rgb = frame.to_ndarray(format="rgb24")
+
 Names resolve lazily, so ``import m3cvc_format`` stays cheap; numpy,
-constriction and construct load when first used.
+constriction, construct and av load when first used.
 """
 
 from __future__ import annotations
@@ -31,6 +38,11 @@ _EXPORTS = {
     "Writer": "writer",
     "write": "writer",
     "describe": "describe",
+    # frames: a PyAV-compatible container, the clip-level frame source, frame decoders
+    "open": "container",
+    "FrameSource": "framesource",
+    "available_frame_decoders": "framedecoders",
+    "DecoderNotFoundError": "framedecoders",
     # values
     "Header": "model",
     "Clip": "model",

@@ -421,6 +421,14 @@ class Reader:
             raise MalformedError(f"index entry {k} disagrees with the clip it points at", entry.offset)
         return record
 
+    def chunk_bytes(self, record: ClipRecord) -> bytes:
+        """The whole CLIP chunk of ``record`` as stored (type, length, payload, CRC); on a
+        pipe, only for the record just read (earlier bytes are gone)."""
+        data = bytes(self._src.peek(record.offset, record.size, readahead=0))
+        if len(data) != record.size or data[0] != ChunkType.CLIP:
+            raise MalformedError("CLIP chunk is no longer available", record.offset)
+        return data
+
     def clip_at_frame(self, frame: int) -> int:
         """Index of the clip that holds ``frame``."""
         import bisect

@@ -1,0 +1,585 @@
+"""m3cvc_format.open and FrameSource: the frame-decoder registry, PyAV's seek rules, decoding
+that touches only the clips it needs, the keyframe LRU cache, streaming from pipes and growing
+files, and errors.  Frames come from a counting fake decoder whose pixels say which clip, which
+frame of it, and which next keyframe made them."""
+
+from __future__ import annotations
+
+import io
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from fractions import Fraction
+from importlib.metadata import EntryPoint
+
+import av
+import numpy as np
+import pytest
+
+import m3cvc_format as m
+from m3cvc_format import framedecoders
+from m3cvc_format.framesource import FrameSource
+
+from conftest import ROOT, Pipe, make_header
+
+PACK = "test.count"
+PATTERN = (4, 3, 1, 5, 2)  # frames a clip, cycled
+
+
+class CountingDecoder:
+    """Keyframe of clip k: pixel (k, 0, 0).  Frame i of clip k: (k, i, j + 1) where j is the clip
+    whose keyframe it interpolates towards, 0 when predicted (all modulo 256)."""
+
+    def __init__(self, header):
+        self.header = header
+        self.keyframes: list[int] = []
+        self.reconstructed: list[int] = []
+
+    def decode_keyframe(self, clip):
+        self.keyframes.append(clip.index)
+        frame = np.zeros((self.header.height, self.header.width, 3), np.uint8)
+        frame[..., 0] = clip.index % 256
+        return frame
+
+    def reconstruct(self, clip, keyframe, next_keyframe):
+        self.reconstructed.append(clip.index)
+        for i in range(clip.frame_count):
+            frame = keyframe.copy()
+            frame[..., 1] = i
+            frame[..., 2] = 0 if next_keyframe is None else (int(next_keyframe[0, 0, 0]) + 1) % 256
+            yield frame
+
+
+@pytest.fixture
+def decoders(monkeypatch):
+    """Registers the counting decoder for PACK; the list collects every decoder made."""
+    made: list[CountingDecoder] = []
+
+    def factory(header):
+        made.append(CountingDecoder(header))
+        return made[-1]
+
+    monkeypatch.setitem(framedecoders._registered, PACK, factory)
+    return made
+
+
+def clip_list(count, pattern=PATTERN, modes=None):
+    clips, first = [], 0
+    for k in range(count):
+        n = pattern[k % len(pattern)]
+        mode = modes[k] if modes else (m.Mode.PREDICTION if k == count - 1 else m.Mode.INTERPOLATION)
+        clips.append(m.Clip(index=k, first_frame=first, frame_count=n, mode=mode,
+                            keyframe_text=f"key {k}", index_map=np.full((3, 4), k % 16)))
+        first += n
+    return clips
+
+
+def build(count=10, *, index=True, header_frames=False, **kw) -> tuple[bytes, list[m.Clip]]:
+    clips = clip_list(count, **kw)
+    total = clips[-1].first_frame + clips[-1].frame_count
+    header = make_header(pack_id=PACK, frame_count=total if header_frames else 0)
+    buf = io.BytesIO()
+    m.write(buf, header, clips, index=index, index_map_coder=m.IndexMapCoder.RAW)
+    return buf.getvalue(), clips
+
+
+def expected(clips) -> list[tuple[int, int, int]]:
+    out = []
+    for k, c in enumerate(clips):
+        nxt = k + 2 if c.mode == m.Mode.INTERPOLATION and k + 1 < len(clips) else 0
+        out += [(k % 256, i, nxt % 256) for i in range(c.frame_count)]
+    return out
+
+
+def pixels(frames) -> list[tuple[int, int, int]]:
+    return [tuple(int(v) for v in f.to_ndarray(format="rgb24")[0, 0]) for f in frames]
+
+
+def starts(clips) -> list[int]:
+    return [c.first_frame for c in clips]
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_missing_decoder_is_a_clear_error_only_when_frames_are_needed(decoders):
+    clips = clip_list(3)
+    buf = io.BytesIO()
+    m.write(buf, make_header(pack_id="org.xy.abc"), clips, index_map_coder=m.IndexMapCoder.RAW)
+    with m.open(buf.getvalue()) as c:
+        assert c.streams.video[0].frames == sum(x.frame_count for x in clips)
+        assert len([p for p in c.demux() if p.size]) == 3  # listing and demuxing need no decoder
+        c.seek(0)
+        with pytest.raises(m.DecoderNotFoundError) as err:
+            next(c.decode(video=0))
+    assert isinstance(err.value, m.M3VError) and isinstance(err.value, ValueError)
+    assert "'org.xy.abc'" in str(err.value) and PACK in str(err.value)  # names the installed ones
+    with pytest.raises(m.DecoderNotFoundError, match="pack 'none'"):
+        framedecoders.find_frame_decoder("none")
+
+
+def test_entry_points_are_found_by_pack_id(monkeypatch):
+    from m3cvc_format.container import ContainerFormat  # any importable callable will do
+
+    ep = EntryPoint("org.example.pack", "m3cvc_format.container:ContainerFormat", framedecoders.GROUP)
+    monkeypatch.setattr(framedecoders, "_entry_points", lambda: [ep])
+    assert framedecoders.find_frame_decoder("org.example.pack") is ContainerFormat
+    assert "org.example.pack" in m.available_frame_decoders()
+    with pytest.raises(m.DecoderNotFoundError, match="org.example.pack"):
+        framedecoders.find_frame_decoder("org.example.other")
+    framedecoders.register("org.example.other", CountingDecoder)
+    try:
+        assert framedecoders.find_frame_decoder("org.example.other") is CountingDecoder
+    finally:
+        framedecoders.unregister("org.example.other")
+
+
+def test_format_package_never_imports_the_codec_nor_av_until_frames():
+    probe = (
+        f"import sys; sys.path.insert(0, {str(ROOT / 'src')!r})\n"
+        "import m3cvc_format as m, json\n"
+        "m.open; m.FrameSource; m.DecoderNotFoundError\n"
+        f"c = m.open({str(ROOT / 'spec' / 'vectors' / 'clips-modes.m3v')!r})\n"
+        "s = c.streams.video[0]; s.frames, s.duration, c.duration\n"
+        "[p for p in c.demux()]; c.seek(0)\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    loaded = set(__import__("json").loads(out.splitlines()[-1]))
+    assert "av" not in loaded and "m3cvc_codec" not in loaded
+    light = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT / 'src')!r})\n"
+                            "import m3cvc_format; m3cvc_format.open\nprint(sorted(sys.modules))"],
+                           capture_output=True, text=True, check=True).stdout
+    assert "'av'" not in light and "'numpy'" not in light
+
+
+# --------------------------------------------------------------------------- streams and frames
+
+
+def test_streams_and_durations_as_pyav(decoders, tmp_path):
+    data, clips = build(10)
+    frames = sum(c.frame_count for c in clips)
+    path = tmp_path / "s.m3v"
+    path.write_bytes(data)
+    with m.open(path) as c:
+        s = c.streams.video[0]
+        assert (s.width, s.height, s.type, s.index) == (64, 48, "video", 0)
+        assert s.average_rate == Fraction(8) and isinstance(s.average_rate, Fraction)
+        assert s.time_base == Fraction(1, 8) and isinstance(s.time_base, Fraction)
+        assert s.frames == frames and s.duration == frames  # one tick a frame
+        assert s.codec_context.name == "m3v" and s.name == "m3v" and s.codec_context.width == 64
+        assert c.duration == frames * 1_000_000 // 8 and c.format.name == "m3v"
+        assert list(c.streams) == [s] and c.streams.audio == () and c.streams.get(video=0) == [s]
+        assert c.streams.get() == [s] and c.streams.get(s) == [s] and c.streams.best("video") is s
+        s.thread_type = "AUTO"  # accepted, ignored
+        assert s.codec_context.thread_type == "AUTO"
+        with pytest.raises(IndexError):
+            c.streams.get(audio=0)
+        assert list(c.decode(audio=None, subtitles=None)) != []
+    assert c.closed
+
+
+def test_decode_gives_real_frames_with_times_and_key_flags(decoders):
+    data, clips = build(10)
+    with m.open(data) as c:
+        frames = list(c.decode(video=0))
+    assert all(isinstance(f, av.VideoFrame) for f in frames)
+    assert pixels(frames) == expected(clips)
+    assert [f.pts for f in frames] == list(range(len(frames)))
+    assert frames[9].time == pytest.approx(9 / 8) and frames[9].time_base == Fraction(1, 8)
+    assert [n for n, f in enumerate(frames) if f.key_frame] == starts(clips)
+    kinds = {int(f.pict_type) for f in frames}
+    assert kinds == {1, 2, 3}  # I at clip starts, B interpolated, P predicted (the last clip)
+    assert frames[1].to_image().size == (64, 48) and frames[1].to_ndarray(format="rgb24").shape == (48, 64, 3)
+    assert decoders[0].keyframes == list(range(10))  # each keyframe decoded once
+
+
+def test_decode_range_touches_only_the_clips_it_needs(decoders, tmp_path):
+    data, clips = build(400)
+    path = tmp_path / "long.m3v"
+    path.write_bytes(data)
+    target = clips[303].first_frame + 2  # frame 2 of clip 303 (5 frames, interpolating)
+    with m.open(path) as c:
+        s = c.streams.video[0]
+        c.seek(target, stream=s, any_frame=True)
+        got = [f for f, _ in zip(c.decode(s), range(4))]  # frames 2..4 of clip 303, 0 of 304
+        assert pixels(got) == expected(clips)[target : target + 4]
+        # clip 304 interpolates: its successor's keyframe is the only one beyond the range
+        assert decoders[0].keyframes == [303, 304, 305] and decoders[0].reconstructed == [303, 304]
+        assert c.source.stats["clips_read"] <= 3
+        assert c.reader.reads <= 8  # signature+HEAD, trailer, index, a few clips: not the file
+
+
+def test_lru_cache_is_bounded_and_reused(decoders):
+    data, clips = build(10)
+    with m.open(data, cache_size=2) as c:
+        sizes = []
+        for _ in c.decode():
+            sizes.append(len(c.source.cached_keyframes))
+        assert max(sizes) == 2 and decoders[0].keyframes == list(range(10))
+        assert c.source.cached_keyframes == [8, 9]
+        c.seek(clips[8].first_frame, stream=c.streams.video[0])
+        assert pixels([next(c.decode())]) == [(8, 0, 10)]
+        assert decoders[0].keyframes == list(range(10))  # 8 and 9 came from the cache
+        c.seek(0)
+        next(c.decode())
+        assert decoders[0].keyframes[10:] == [0, 1]
+    with m.open(data, cache_size=0) as c:
+        assert pixels(c.decode()) == expected(clips)
+        # no cache: clip k's keyframe is decoded for clip k and again for clip k-1
+        assert len(decoders[1].keyframes) == 2 * 10 - 1
+    with pytest.raises(ValueError):
+        m.open(data, cache_size=-1)
+
+
+# --------------------------------------------------------------------------- seeking
+
+
+def test_clip_starts_used_by_the_seek_table():
+    _, clips = build(20)
+    assert starts(clips)[:8] == [0, 4, 7, 8, 13, 15, 19, 22]
+    assert starts(clips)[-1] == 58 and sum(c.frame_count for c in clips) == 60
+
+
+@pytest.mark.parametrize("offset, kwargs, frame", [
+    (0, {}, 0),
+    (1_500_000, {}, 8),                    # 1.5 s = frame 12, in clip 3 (frames 8-12)
+    (1_624_999, {}, 8),                    # just before frame 13
+    (1_625_000, {}, 13),                   # frame 13 starts clip 4
+    (14, {"stream": True}, 13),            # stream time base: frame 14, in clip 4 (13-14)
+    (13, {"stream": True}, 13),
+    (9, {"stream": True, "backward": False}, 13),
+    (8, {"stream": True, "backward": False}, 8),
+    (9, {"stream": True, "any_frame": True}, 9),
+    (-5_000_000, {}, 0),                   # before the start: the first clip
+    (10**12, {}, 58),                      # past the end: the last clip (58-59)
+    (59, {"stream": True, "backward": False}, 60),  # no clip starts there or after: the end
+    (10**12, {"any_frame": True}, 59),     # past the end, any frame: the last frame
+])
+def test_seek_lands_as_pyav(decoders, offset, kwargs, frame):
+    data, clips = build(20)
+    with m.open(data) as c:
+        s = c.streams.video[0]
+        if kwargs.pop("stream", False):
+            kwargs["stream"] = s
+        next(c.decode())  # seeking from a position that is not the start
+        c.seek(offset, **kwargs)
+        got = next(c.decode(video=0), None)
+    if frame >= 60:
+        assert got is None
+    else:
+        assert got.pts == frame
+        assert got.key_frame == (frame in starts(clips))
+
+
+def test_seek_rejects_floats_and_foreign_streams(decoders, tmp_path):
+    data, _ = build(4)
+    with m.open(data) as c, av.open(_tiny_mp4(tmp_path)) as other:
+        with pytest.raises(TypeError):
+            c.seek(1.5)
+        with pytest.raises(ValueError):
+            c.seek(0, stream=other.streams.video[0])
+        c.seek(np.int64(8), stream=c.streams.video[0])  # any integral type
+        assert next(c.decode()).pts == 8
+        c.seek(3, unsupported_frame_offset=True, any_frame=True)
+        assert next(c.decode()).pts == 3
+
+
+def test_seek_while_iterating_and_resuming_after_break(decoders):
+    data, clips = build(10)
+    with m.open(data) as c:
+        s = c.streams.video[0]
+        it = c.decode(s)
+        first = [next(it).pts for _ in range(3)]
+        c.seek(clips[5].first_frame, stream=s)
+        after = [next(it).pts for _ in range(2)]  # the running iteration moves too, as PyAV's
+        assert first == [0, 1, 2] and after == [clips[5].first_frame, clips[5].first_frame + 1]
+        del it
+        assert next(c.decode(s)).pts == clips[5].first_frame + 2  # a new decode() goes on
+
+
+def test_skip_frame_nonkey_decodes_keyframes_only(decoders):
+    data, clips = build(10)
+    with m.open(data) as c:
+        c.streams.video[0].codec_context.skip_frame = "NONKEY"
+        frames = list(c.decode())
+    assert [f.pts for f in frames] == starts(clips) and all(f.key_frame for f in frames)
+    assert decoders[0].reconstructed == []
+
+
+# --------------------------------------------------------------------------- packets
+
+
+def test_demux_one_packet_per_clip(decoders):
+    data, clips = build(10)
+    with m.open(data) as c, m.Reader(data) as r:
+        s = c.streams.video[0]
+        packets = list(c.demux(s))
+        entries = r.index
+        assert len(packets) == 11 and packets[-1].size == 0 and packets[-1].pts is None  # flush
+        for p, e, clip in zip(packets, entries, clips):
+            end = entries[e.clip_index + 1].offset if e.clip_index + 1 < len(entries) else r.index_offset
+            assert bytes(p) == data[e.offset:end] and p.size == end - e.offset and p.pos == e.offset
+            assert (p.pts, p.dts, p.duration) == (clip.first_frame, clip.first_frame, clip.frame_count)
+            assert p.time_base == s.time_base and p.is_keyframe and p.stream is s and p.stream_index == 0
+        decoded = [f for p in packets for f in p.decode()]
+        assert pixels(decoded) == expected(clips)
+        real = packets[3].to_av()
+        assert isinstance(real, av.Packet) and bytes(real) == bytes(packets[3]) and real.pts == clips[3].first_frame
+        assert pixels(s.decode(real)) == expected(clips)[clips[3].first_frame : clips[4].first_frame]
+        assert s.codec_context.decode(None) == [] and s.decode(av.Packet(b"")) == []
+        with pytest.raises(m.ChecksumError):
+            s.decode(av.Packet(bytes(packets[2])[:-1] + b"\0"))
+        c.seek(clips[6].first_frame + 1, stream=s)
+        assert next(c.demux()).pts == clips[6].first_frame
+        assert list(c.demux(audio=None, video=None, subtitles=None))  # no selection = all streams
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def test_pipe_decodes_like_a_file(decoders):
+    data, clips = build(12)
+    with m.open(Pipe(data, step=5)) as c:
+        s = c.streams.video[0]
+        assert not c.source.seekable and s.frames == 0 and s.duration is None  # not yet known
+        frames = list(c.decode(video=0))
+        assert s.frames == len(frames) == sum(x.frame_count for x in clips)
+    assert pixels(frames) == expected(clips)
+    assert decoders[0].keyframes == list(range(12))
+    with m.open(Pipe(data), cache_size=1) as c:
+        s = c.streams.video[0]
+        c.seek(clips[8].first_frame + 1, stream=s)  # forward: skips clips without decoding them
+        assert pixels([next(c.decode())]) == [(8, 0, 10)]
+        c.seek(clips[3].first_frame, stream=s)  # back, but still in the window of recent clips
+        assert pixels([next(c.decode())]) == [(3, 0, 5)]
+        # demux goes on from the clip that holds the next frame to decode
+        assert [p.pts for p in c.demux() if p.size][:2] == [clips[3].first_frame, clips[4].first_frame]
+    assert decoders[1].keyframes[:2] == [8, 9]
+
+
+def test_pipe_cannot_go_back_past_its_window(decoders):
+    data, clips = build(12)
+    src = FrameSource(m.Reader(Pipe(data)), window=2)
+    assert [n for n, _ in src.frames(clips[9].first_frame, clips[9].first_frame + 1)] == [clips[9].first_frame]
+    with pytest.raises(m.MissingIndexError, match="forward only"):
+        src.frame(0)
+    assert src.frame_count is None and src.clip_count is None
+    assert len(list(src.frames(clips[10].first_frame))) == clips[10].frame_count + clips[11].frame_count
+    assert src.ended and src.clip_count == 12
+
+
+def test_standard_input(decoders, monkeypatch):
+    data, clips = build(3)
+
+    class Stdin:
+        buffer = Pipe(data)
+
+    monkeypatch.setattr(sys, "stdin", Stdin)
+    with m.open("-") as c:
+        assert pixels(c.decode()) == expected(clips)
+
+
+def test_live_pipe_holds_an_interpolation_clip_for_its_successor(decoders):
+    data, clips = build(6)
+    with m.Reader(data) as r:
+        offsets = [e.offset for e in r.index]
+    rfd, wfd = os.pipe()
+    out: queue.Queue = queue.Queue()
+
+    def consume():
+        try:
+            with open(rfd, "rb", buffering=0) as f, m.open(f) as c:
+                for frame in c.decode():
+                    out.put(pixels([frame])[0])
+        except BaseException as err:  # pragma: no cover - reported below
+            out.put(err)
+        out.put(None)
+
+    t = threading.Thread(target=consume, daemon=True)
+    with open(wfd, "wb", buffering=0) as w:
+        w.write(data[: offsets[1]])  # header and clip 0 (interpolation)
+        t.start()
+        with pytest.raises(queue.Empty):
+            out.get(timeout=0.3)  # held back: clip 1's keyframe has not arrived
+        w.write(data[offsets[1] : offsets[2]])
+        assert out.get(timeout=5) == (0, 0, 2)  # before the rest of the stream exists
+        w.write(data[offsets[2]:])
+    t.join(5)
+    got = []
+    while (item := out.get(timeout=5)) is not None:
+        assert not isinstance(item, BaseException), item
+        got.append(item)
+    assert [(0, 0, 2)] + got == expected(clips)
+
+
+def _write_slowly(path, data, parts, started: threading.Event, pause=0.03):
+    with open(path, "wb") as f:
+        for i, part in enumerate(parts):
+            f.write(data[part[0] : part[1]])
+            f.flush()
+            if i == 0:
+                started.set()
+            time.sleep(pause)
+
+
+def test_growing_file_is_followed_until_its_trailer(decoders, tmp_path):
+    data, clips = build(8, header_frames=True)
+    with m.Reader(data) as r:
+        cuts = [0] + [e.offset + 3 for e in r.index] + [len(data) - 5, len(data)]  # cut inside chunks
+    path = tmp_path / "live.m3v"
+    started = threading.Event()
+    writer = threading.Thread(target=_write_slowly, args=(path, data, list(zip(cuts, cuts[1:])), started))
+    writer.start()
+    started.wait(5)
+    t0 = time.monotonic()
+    with m.open(path, follow=True, timeout=8.0) as c:
+        assert c.streams.video[0].frames == sum(x.frame_count for x in clips)  # from the header
+        frames = pixels(c.decode())
+    elapsed = time.monotonic() - t0
+    writer.join()
+    assert frames == expected(clips)
+    assert elapsed < 6  # ended at the TAIL, not by waiting out the 8 s timeout
+
+
+def test_unterminated_growing_file_ends_at_timeout_with_the_last_clip_predicted(decoders, tmp_path):
+    modes = [m.Mode.INTERPOLATION] * 4  # even the last one: it has no successor, so it is predicted
+    data, clips = build(4, index=False, modes=modes)
+    path = tmp_path / "cut.m3v"
+    path.write_bytes(data)
+    t0 = time.monotonic()
+    with m.open(path, follow=True, timeout=0.3) as c:
+        frames = pixels(c.decode())
+    assert 0.25 < time.monotonic() - t0 < 3
+    assert frames == expected(clips) and frames[-1][2] == 0
+    with m.open(path) as c:  # read as a plain file: the index is rebuilt by scanning
+        assert pixels(c.decode()) == frames
+
+
+# --------------------------------------------------------------------------- inputs and errors
+
+
+def test_inputs_paths_files_and_errors(decoders, tmp_path):
+    data, clips = build(3)
+    path = tmp_path / "a.m3v"
+    path.write_bytes(data)
+    for src in (path, str(path), io.BytesIO(data), data):
+        with m.open(src) as c:
+            assert pixels(c.decode()) == expected(clips)
+    with open(path, "rb") as f:
+        with m.open(f) as c:
+            assert c.streams.video[0].frames == len(expected(clips))
+        assert not f.closed  # a caller's file stays open
+    with pytest.raises(ValueError, match="reads only"):
+        m.open(path, "w")
+    with pytest.raises(ValueError):
+        m.open(path, format="mp4")
+    with pytest.raises(FileNotFoundError):
+        m.open(tmp_path / "missing.m3v")
+    with pytest.raises(m.SignatureError):
+        m.open(ROOT / "README.md")
+    c = m.open(path)
+    it = c.decode()
+    c.close()
+    with pytest.raises(ValueError, match="closed"):
+        next(it)
+    with pytest.raises(ValueError, match="closed"):
+        c.seek(0)
+
+
+@pytest.mark.parametrize("piped", [False, True])
+def test_damaged_clip_is_left_out_with_on_damage_skip(monkeypatch, piped):
+    """spec/vectors/crc-mismatch.m3v: clip 1 (frame 6) is damaged; clip 0 interpolates towards
+    it, so it is predicted instead; the frames of clip 1 are missing (pts jump), as FFmpeg drops
+    frames it cannot decode."""
+    made = []
+    monkeypatch.setitem(framedecoders._registered, "lite", lambda h: made.append(CountingDecoder(h)) or made[-1])
+    data = (ROOT / "spec" / "vectors" / "crc-mismatch.m3v").read_bytes()
+    src = Pipe(data, step=4096) if piped else data
+    with m.open(src, on_damage="skip") as c:
+        frames = list(c.decode())
+        assert len(c.reader.damage) == 1 and c.reader.damage[0].offset == 1078
+    ticks = 1001  # time base 1/30000 at 30000/1001 fps
+    assert [f.pts // ticks for f in frames] == [n for n in range(39) if n != 6]
+    got = pixels(frames)
+    assert got[:6] == [(0, i, 0) for i in range(6)]  # predicted: its successor is lost
+    assert got[6] == (2, 0, 4) and [f.key_frame for f in frames].count(True) == 5
+    with m.open(data) as c, pytest.raises(m.ChecksumError):
+        next(c.decode())  # the default stops at the damage
+
+
+def test_bad_frame_decoder_output_is_an_error(monkeypatch):
+    class Wrong(CountingDecoder):
+        def decode_keyframe(self, clip):
+            return np.zeros((2, 2, 3), np.uint8)
+
+    monkeypatch.setitem(framedecoders._registered, PACK, Wrong)
+    with m.open(build(2)[0]) as c, pytest.raises(m.M3VError, match="shape"):
+        next(c.decode())
+
+    class Short(CountingDecoder):
+        def reconstruct(self, clip, keyframe, next_keyframe):
+            return [keyframe]
+
+    monkeypatch.setitem(framedecoders._registered, PACK, Short)
+    with m.open(build(2)[0]) as c, pytest.raises(m.M3VError, match="gave 1 frames"):
+        list(c.decode())
+
+
+def _mkv_module():
+    try:
+        from m3cvc_format import mkv
+    except ImportError:
+        pytest.skip("m3cvc_format.mkv is not there yet (the MKV muxing work): no .mkv input to test")
+    if not hasattr(mkv, "extract_m3v") or not hasattr(mkv, "mux"):
+        pytest.skip("m3cvc_format.mkv has no extract_m3v/mux yet: no .mkv input to test")
+    return mkv
+
+
+def test_mkv_with_an_m3v_attachment(decoders, tmp_path):
+    mkv = _mkv_module()
+    data, clips = build(5)
+    src = tmp_path / "a.m3v"
+    src.write_bytes(data)
+    out = tmp_path / "a.mkv"
+    mkv.mux(src, out)
+    with m.open(out) as c:
+        assert pixels(c.decode()) == expected(clips)
+    with open(out, "rb") as f, m.open(Pipe(f.read(), step=1000)) as c:  # a pipe: sniffed, then read
+        assert pixels(c.decode()) == expected(clips)
+    with pytest.raises(m.M3VError):
+        m.open(out, format="m3v")  # told it is .m3v: not sniffed
+
+
+def test_mkv_input_goes_through_extract_m3v(decoders, tmp_path, monkeypatch):
+    """The routing alone, with a stand-in for m3cvc_format.mkv (whichever state that module is in)."""
+    import types
+
+    data, clips = build(3)
+    fake = types.ModuleType("m3cvc_format.mkv")
+    seen = []
+    fake.extract_m3v = lambda src: (seen.append(src), data)[1]
+    monkeypatch.setitem(sys.modules, "m3cvc_format.mkv", fake)
+    monkeypatch.setattr(m, "mkv", fake, raising=False)
+    path = tmp_path / "x.mkv"
+    path.write_bytes(b"\x1a\x45\xdf\xa3" + b"\0" * 60)
+    with m.open(path) as c:
+        assert pixels(c.decode()) == expected(clips)
+    assert seen == [str(path)]
+
+
+def _tiny_mp4(tmp_path):
+    path = tmp_path / "tiny.mp4"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=8)
+        s.width, s.height, s.pix_fmt = 32, 32, "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+        frame.pts = 0
+        for p in s.encode(frame):
+            out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    return str(path)
