@@ -16,7 +16,6 @@ import logging
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
@@ -214,9 +213,6 @@ def encode(
     provider = provider_for(texts)
 
     info = probe(input)  # fails early and clearly on a missing or unreadable file
-    source = {"name": Path(str(input)).name, "width": info.width, "height": info.height, "fit": fit}
-    if info.fps:
-        source["fps"] = str(info.fps)
 
     # ---- pass 1: count frames, measure scores, keep frames if small enough
     composite = params.interval is None
@@ -265,8 +261,11 @@ def encode(
             width=width, height=height, fps=rate, grid_h=gh, grid_w=gw, vocab_size=pk.vocab_size,
             frame_count=n_frames, pack_id=pk.pack_id, pack_hash=bytes(pk.weights_hash(spec)),
             text_codec=m.TextCodec.TOKANS1, default_mode=want_mode, stream_seed=stream_seed,
-            prior=tuple(int(c) for c in (pk.prior(spec) or ())),
-            metadata={"encoder": ENCODER_NAME, "keyframe_selection": sel, "source": source},
+            # No prior: on the lite pack's real maps the context coder gains nothing from
+            # it (7.68 vs 7.75 bits an index on the juggling clip) and it costs ~510 header
+            # bytes, a fifth of a 10-second stream.
+            prior=(),
+            metadata={"encoder": ENCODER_NAME, "keyframe_selection": sel},
         )
 
     # ---- keyframe selection
