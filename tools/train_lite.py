@@ -1,0 +1,679 @@
+#!/usr/bin/env python3
+"""Train, export and evaluate the ``lite`` pack's keyframe codec (docs/lite-pack.md).
+
+One small fully-convolutional VQ autoencoder per grid variant ("1/16": downsample 16,
+"1/8": downsample 8), vocabulary 256, codebook dimension 16, trained on CPU:
+
+    encoder -> post-encoder (1x1 convs to d, RMS-normalised) -> nearest codeword (Euclidean, 256 x d,
+    EMA updates + dead-code restarts) -> decoder (upsampling convnet) -> frame
+
+Loss: L1 + SSIM_WEIGHT * (1 - SSIM at two scales) + BETA * ||z - sg(z_q)||^2 (the commit loss;
+the codebook follows the encoder by EMA, so there is no codebook loss term).
+
+Data: frames of the training videos (centre-cropped to the 512:320 aspect, resized to 512x320,
+sampled at 8 fps, as the codec does) and the Kodak images (both resized to 512x320 and at their
+own size); random crops.  The clips in HELD_OUT are never read for training: they are the
+benchmark.  Deterministic for a given seed on a given machine (torch CPU, 2 threads).
+
+Training needs the ``train`` extra (torch, onnx, opencv, matplotlib).  The pack itself uses
+only onnxruntime and numpy.  Usage (the command behind the shipped weights)::
+
+    python tools/train_lite.py --media /work/shared/media \\
+        --out src/m3cvc_codec/packs/lite/weights --steps 1000 --batch 8 --crop 128 \\
+        --log docs/lite-pack-loss.csv --plot docs/lite-pack-loss.png \\
+        --results docs/lite-pack-results.json
+
+Smoke test (what tests/test_lite_pack.py runs)::
+
+    python tools/train_lite.py --images a.png b.png --no-videos --steps 2 --crop 64 \\
+        --batch 2 --out /tmp/w --no-eval
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import itertools
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+#: Clips never used for training: the held-out benchmark (docs/lite-pack.md).
+HELD_OUT = ("sam2_05_default_juggle.mp4", "mmaction2_test_pool.mp4")
+VIDEO_EXTS = (".mp4", ".mkv", ".avi")
+FRAME_W, FRAME_H = 512, 320
+SAMPLE_FPS = 8.0
+
+VOCAB = 256
+CODE_DIM = 16
+#: Per variant: weights folder, downsample, encoder/decoder widths per scale 1/2, 1/4, ...
+VARIANTS = {
+    "1/16": {"dir": "ds16", "downsample": 16, "channels": (24, 48, 96, 128)},
+    "1/8": {"dir": "ds8", "downsample": 8, "channels": (24, 48, 128)},
+}
+BETA = 0.25  # commit-loss weight
+SSIM_WEIGHT = 0.2
+EMA_DECAY = 0.99
+#: Every RESTART_EVERY steps (in the first 90% of training), a code used less than
+#: DEAD_FRACTION of the mean use since the last check is restarted at a random encoder output.
+DEAD_FRACTION = 0.03
+RESTART_EVERY = 20
+
+WEIGHT_FILES = ("encoder.onnx", "decoder.onnx", "codebook.npy", "prior.npy")
+
+
+# ---------------------------------------------------------------------------
+# Data
+
+
+def preprocess(rgb: np.ndarray, width: int = FRAME_W, height: int = FRAME_H) -> np.ndarray:
+    """Centre-crop to the width:height aspect, then resize to width x height (uint8 RGB)."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    if w * height > h * width:  # too wide
+        cw = round(h * width / height)
+        x0 = (w - cw) // 2
+        rgb = rgb[:, x0 : x0 + cw]
+    elif w * height < h * width:  # too tall
+        ch = round(w * height / width)
+        y0 = (h - ch) // 2
+        rgb = rgb[y0 : y0 + ch]
+    interp = cv2.INTER_AREA if rgb.shape[1] > width else cv2.INTER_CUBIC
+    out = cv2.resize(np.ascontiguousarray(rgb), (width, height), interpolation=interp)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def video_frames(path: Path, fps: float = SAMPLE_FPS) -> list[np.ndarray]:
+    """Frames of a video sampled at ``fps`` (the first frame at or after each k/fps s), preprocessed."""
+    import av
+
+    out: list[np.ndarray] = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate or stream.guessed_rate or 30)
+        next_t = 0.0
+        for n, frame in enumerate(container.decode(stream)):
+            t = float(frame.time) if frame.time is not None else n / rate
+            if t + 1e-6 >= next_t:
+                out.append(preprocess(frame.to_ndarray(format="rgb24")))
+                next_t += 1.0 / fps
+    return out
+
+
+def read_image(path: Path) -> np.ndarray:
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise SystemExit(f"cannot read image {path}")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def training_videos(media: Path) -> list[Path]:
+    vids = sorted(p for p in (media / "videos").iterdir() if p.suffix.lower() in VIDEO_EXTS)
+    return [p for p in vids if p.name not in HELD_OUT]
+
+
+def held_out_frames(media: Path) -> dict[str, list[np.ndarray]]:
+    return {name: video_frames(media / "videos" / name) for name in HELD_OUT}
+
+
+class CropSampler:
+    """Random crops from two pools (video frames, images), flips; deterministic given rng."""
+
+    def __init__(self, videos: list[np.ndarray], images: list[np.ndarray], crop: int,
+                 rng: np.random.Generator, video_share: float = 0.7):
+        self.pools = [p for p in (videos, images) if p]
+        share = [video_share, 1 - video_share] if videos and images else [1.0]
+        self.share = np.asarray(share) / sum(share)
+        self.crop = crop
+        self.rng = rng
+        for pool in self.pools:
+            for im in pool:
+                if min(im.shape[:2]) < crop:
+                    raise SystemExit(f"crop {crop} larger than an image of {im.shape[1]}x{im.shape[0]}")
+
+    def batch(self, n: int) -> np.ndarray:
+        c = self.crop
+        out = np.empty((n, 3, c, c), np.float32)
+        for i in range(n):
+            pool = self.pools[int(self.rng.choice(len(self.pools), p=self.share))]
+            im = pool[int(self.rng.integers(len(pool)))]
+            y = int(self.rng.integers(im.shape[0] - c + 1))
+            x = int(self.rng.integers(im.shape[1] - c + 1))
+            patch = im[y : y + c, x : x + c]
+            if self.rng.random() < 0.5:
+                patch = patch[:, ::-1]
+            out[i] = patch.transpose(2, 0, 1) / 255.0
+        return out
+
+
+# ---------------------------------------------------------------------------
+# Model (torch is imported inside build_torch so that --help works without it)
+
+
+def build_torch():
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    def act():
+        return nn.LeakyReLU(0.2)
+
+    class ResBlock(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.c1 = nn.Conv2d(c, c, 3, padding=1)
+            self.c2 = nn.Conv2d(c, c, 3, padding=1)
+            self.a = act()
+            with torch.no_grad():
+                self.c2.weight.mul_(0.1)
+                self.c2.bias.zero_()
+
+        def forward(self, x):
+            return x + self.c2(self.a(self.c1(self.a(x))))
+
+    class Encoder(nn.Module):
+        """frame [0,1] N x 3 x H x W -> (h: N x d x H/ds x W/ds, features: N x C x H/ds x W/ds)."""
+
+        def __init__(self, channels, d):
+            super().__init__()
+            layers = [nn.PixelUnshuffle(2), nn.Conv2d(12, channels[0], 3, padding=1), act()]
+            for cin, cout in itertools.pairwise(channels):
+                layers += [nn.Conv2d(cin, cout, 4, stride=2, padding=1), ResBlock(cout)]
+            layers += [ResBlock(channels[-1])]
+            self.body = nn.Sequential(*layers)
+            self.post = nn.Sequential(act(), nn.Conv2d(channels[-1], channels[-1], 1), act(),
+                                      nn.Conv2d(channels[-1], d, 1))
+
+        def forward(self, x):
+            f = self.body(x * 2 - 1)
+            h = self.post(f)
+            # RMS-normalise each latent vector (no parameters): fixes the latents' scale, so the
+            # commit loss cannot be lowered by shrinking or blown up by growing them
+            return h * torch.rsqrt(h.pow(2).mean(1, keepdim=True) + 1e-6), f
+
+    class Decoder(nn.Module):
+        """quantised latents N x d x h x w -> frame N x 3 x h*ds x w*ds (about [0,1])."""
+
+        def __init__(self, channels, d):
+            super().__init__()
+            c = channels[-1]
+            layers = [nn.Conv2d(d, c, 3, padding=1), ResBlock(c), ResBlock(c)]
+            for i, (cin, cout) in enumerate(itertools.pairwise(channels[::-1])):
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1)]
+                # no residual block at 1/2 scale: it would cost as much as the rest of the decoder
+                layers += [ResBlock(cout)] if i < len(channels) - 2 else [act()]
+            layers += [act(), nn.Conv2d(channels[0], 12, 3, padding=1), nn.PixelShuffle(2)]
+            self.body = nn.Sequential(*layers)
+
+        def forward(self, zq):
+            return self.body(zq) + 0.5
+
+    class EMAQuantizer(nn.Module):
+        """Nearest codeword (Euclidean) with EMA codebook updates and dead-code restarts."""
+
+        def __init__(self, k, d, decay=EMA_DECAY, eps=1e-5):
+            super().__init__()
+            self.k, self.d, self.decay, self.eps = k, d, decay, eps
+            self.register_buffer("embed", torch.zeros(k, d))
+            self.register_buffer("cluster_size", torch.zeros(k))
+            self.register_buffer("embed_avg", torch.zeros(k, d))
+            self.register_buffer("initted", torch.zeros((), dtype=torch.bool))
+            self.register_buffer("usage", torch.zeros(k))  # assignments since the last restart check
+            self.restarts = 0
+
+        def nearest(self, flat):
+            dist = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.embed.t()
+                    + self.embed.pow(2).sum(1)[None])
+            return dist.argmin(1)
+
+        def forward(self, z, gen=None, restart=False):
+            n, d, h, w = z.shape
+            flat = z.permute(0, 2, 3, 1).reshape(-1, d)
+            if self.training and not bool(self.initted):
+                with torch.no_grad():
+                    pick = torch.randint(0, flat.shape[0], (self.k,), generator=gen)
+                    self.embed.copy_(flat[pick].detach())
+                    self.embed_avg.copy_(self.embed)
+                    self.cluster_size.fill_(flat.shape[0] / self.k)
+                    self.embed_avg.mul_(flat.shape[0] / self.k)
+                    self.initted.fill_(True)
+            idx = self.nearest(flat.detach())
+            zq = self.embed[idx]
+            if self.training:
+                with torch.no_grad():
+                    onehot = F.one_hot(idx, self.k).type(flat.dtype)
+                    self.usage.add_(onehot.sum(0))
+                    self.cluster_size.mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
+                    self.embed_avg.mul_(self.decay).add_(onehot.t() @ flat.detach(), alpha=1 - self.decay)
+                    total = self.cluster_size.sum()
+                    size = (self.cluster_size + self.eps) / (total + self.k * self.eps) * total
+                    self.embed.copy_(self.embed_avg / size[:, None])
+                    if restart:
+                        dead = self.usage < DEAD_FRACTION * self.usage.mean()
+                        self.usage.zero_()
+                        nd = int(dead.sum())
+                        if nd:
+                            pick = torch.randint(0, flat.shape[0], (nd,), generator=gen)
+                            fresh = flat.detach()[pick]
+                            fresh = fresh + 0.01 * fresh.std() * torch.randn(fresh.shape, generator=gen)
+                            self.embed[dead] = fresh
+                            self.embed_avg[dead] = fresh * self.cluster_size.mean()
+                            self.cluster_size[dead] = self.cluster_size.mean()
+                            self.restarts += nd
+            zq = zq.view(n, h, w, d).permute(0, 3, 1, 2)
+            commit = F.mse_loss(z, zq.detach())
+            zq_st = z + (zq - z).detach()
+            return zq_st, idx.view(n, h, w), commit
+
+    class VQAE(nn.Module):
+        def __init__(self, channels, d=CODE_DIM, k=VOCAB):
+            super().__init__()
+            self.encoder = Encoder(channels, d)
+            self.quant = EMAQuantizer(k, d)
+            self.decoder = Decoder(channels, d)
+
+        def forward(self, x, gen=None, restart=False):
+            h, _ = self.encoder(x)
+            zq, idx, commit = self.quant(h, gen, restart)
+            return self.decoder(zq), idx, commit
+
+    def _gauss(size=7, sigma=1.5):
+        g = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+        g = torch.exp(-(g ** 2) / (2 * sigma ** 2))
+        g = g / g.sum()
+        return (g[:, None] * g[None, :]).expand(3, 1, size, size).contiguous()
+
+    win = _gauss()
+
+    def ssim(x, y):
+        c1, c2 = 0.01 ** 2, 0.03 ** 2
+        mx = F.conv2d(x, win, groups=3)
+        my = F.conv2d(y, win, groups=3)
+        sxx = F.conv2d(x * x, win, groups=3) - mx * mx
+        syy = F.conv2d(y * y, win, groups=3) - my * my
+        sxy = F.conv2d(x * y, win, groups=3) - mx * my
+        s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+        return s.mean()
+
+    def ssim2(x, y):
+        """SSIM averaged over full and half resolution (a two-scale MS-SSIM-like term)."""
+        return 0.5 * (ssim(x, y) + ssim(F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)))
+
+    return torch, VQAE, ssim2
+
+
+# ---------------------------------------------------------------------------
+# Export
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def variant_hash(files: dict[str, str]) -> str:
+    """The pack's weights hash of a variant: SHA-256 of the UTF-8 text made of one line
+    ``"<name> <sha256 hex>\\n"`` per file of the variant, sorted by name (names relative to
+    the weights folder, e.g. ``ds16/decoder.onnx``).  Same definition as the pack's."""
+    text = "".join(f"{name} {files[name]}\n" for name in sorted(files))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def export_variant(torch, model, out_dir: Path, prior: np.ndarray) -> None:
+    import warnings
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    enc, dec = model.encoder, model.decoder
+    x = torch.rand(1, 3, 64, 96)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            enc, (x,), str(out_dir / "encoder.onnx"), dynamo=False, opset_version=17,
+            input_names=["frame"], output_names=["h", "features"],
+            dynamic_axes={"frame": {0: "n", 2: "height", 3: "width"},
+                          "h": {0: "n", 2: "grid_h", 3: "grid_w"},
+                          "features": {0: "n", 2: "grid_h", 3: "grid_w"}},
+        )
+        with torch.no_grad():
+            h, _ = enc(x)
+        torch.onnx.export(
+            dec, (h,), str(out_dir / "decoder.onnx"), dynamo=False, opset_version=17,
+            input_names=["latents"], output_names=["frame"],
+            dynamic_axes={"latents": {0: "n", 2: "grid_h", 3: "grid_w"},
+                          "frame": {0: "n", 2: "height", 3: "width"}},
+        )
+    _strip_onnx(out_dir / "encoder.onnx")
+    _strip_onnx(out_dir / "decoder.onnx")
+    np.save(out_dir / "codebook.npy", model.quant.embed.detach().numpy().astype(np.float32))
+    np.save(out_dir / "prior.npy", prior.astype(np.int64))
+
+
+def _strip_onnx(path: Path) -> None:
+    """Store the float32 weights as float16 (each followed by a Cast back to float32, which
+    onnxruntime folds when the session is made, so inference runs in float32), and drop the
+    producer version and doc strings so the file depends on the weights alone."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    m = onnx.load(str(path))
+    m.producer_version = ""
+    m.doc_string = ""
+    g = m.graph
+    casts, keep = [], []
+    for init in g.initializer:
+        arr = numpy_helper.to_array(init)
+        if init.data_type == TensorProto.FLOAT and arr.size >= 16:
+            half = numpy_helper.from_array(arr.astype(np.float16), init.name + "__f16")
+            keep.append(half)
+            casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
+                                          name=init.name + "__cast"))
+        else:
+            keep.append(init)
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    nodes = casts + list(g.node)
+    del g.node[:]
+    g.node.extend(nodes)
+    for node in g.node:
+        node.doc_string = ""
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+
+
+def write_manifest(out: Path, meta: dict) -> dict:
+    variants = {}
+    for name, cfg in VARIANTS.items():
+        d = out / cfg["dir"]
+        if not d.is_dir():
+            continue
+        files = {f"{cfg['dir']}/{f}": sha256_file(d / f) for f in WEIGHT_FILES}
+        variants[name] = {"dir": cfg["dir"], "downsample": cfg["downsample"], "vocab_size": VOCAB,
+                          "code_dim": CODE_DIM, "files": files, "weights_hash": variant_hash(files),
+                          **meta.get(name, {})}
+    manifest = {
+        "pack": "lite",
+        "format": 1,
+        "hash_rule": "weights_hash = sha256 of the sorted lines '<name> <sha256>\\n' of the variant's files",
+        "variants": variants,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+# ---------------------------------------------------------------------------
+# Training
+
+
+def count_params(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def train_variant(name: str, args, sampler: CropSampler, log_rows: list, torch, VQAE, ssim2):
+    cfg = VARIANTS[name]
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    model = VQAE(cfg["channels"])
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
+    warm = max(1, min(100, args.steps // 10))
+
+    def lr_at(step):
+        if step < warm:
+            return args.lr * (step + 1) / warm
+        t = (step - warm) / max(1, args.steps - warm)
+        return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    model.train()
+    t0 = time.time()
+    acc = {"loss": 0.0, "l1": 0.0, "ssim": 0.0, "commit": 0.0, "mse": 0.0, "n": 0}
+    for step in range(args.steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        x = torch.from_numpy(sampler.batch(args.batch))
+        y, _idx, commit = model(x, gen, restart=(step % RESTART_EVERY == RESTART_EVERY - 1
+                                                and step < 0.9 * args.steps))
+        l1 = (y - x).abs().mean()
+        s = ssim2(y, x)
+        loss = l1 + args.ssim_weight * (1 - s) + BETA * commit
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            mse = float(((y.clamp(0, 1) - x) ** 2).mean())
+        for k, v in (("loss", loss.item()), ("l1", l1.item()), ("ssim", s.item()),
+                     ("commit", commit.item()), ("mse", mse)):
+            acc[k] += v
+        acc["n"] += 1
+        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
+            n = acc["n"]
+            cs = model.quant.cluster_size
+            p = cs / cs.sum()
+            row = {"variant": name, "step": step + 1, "elapsed_s": round(time.time() - t0, 1),
+                   "lr": round(lr_at(step), 6),
+                   "loss": round(acc["loss"] / n, 5), "l1": round(acc["l1"] / n, 5),
+                   "ssim": round(acc["ssim"] / n, 5), "commit": round(acc["commit"] / n, 6),
+                   "psnr": round(-10 * math.log10(max(acc["mse"] / n, 1e-10)), 3),
+                   "codes_used": int((cs > 0.1 * cs.mean()).sum()),
+                   "perplexity": round(float(torch.exp(-(p * (p + 1e-12).log()).sum())), 1),
+                   "restarts": model.quant.restarts}
+            log_rows.append(row)
+            print(json.dumps(row), flush=True)
+            acc = {k: 0.0 for k in acc} | {"n": 0}
+    model.eval()
+    return model, time.time() - t0
+
+
+def index_counts(pack, grid, frames: list[np.ndarray]) -> np.ndarray:
+    counts = np.zeros(VOCAB, np.int64)
+    for f in frames:
+        counts += np.bincount(pack.encode_keyframe(f, grid).ravel(), minlength=VOCAB)
+    return counts
+
+
+def write_log(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def plot_log(csv_path: Path, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=110)
+    for name in VARIANTS:
+        r = [x for x in rows if x["variant"] == name]
+        if not r:
+            continue
+        steps = [int(x["step"]) for x in r]
+        axes[0].plot(steps, [float(x["loss"]) for x in r], label=f"{name} total")
+        axes[1].plot(steps, [float(x["psnr"]) for x in r], label=f"{name}")
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel("loss (L1 + 0.2(1-SSIM) + 0.25 commit)")
+    axes[0].legend()
+    axes[1].set_xlabel("step")
+    axes[1].set_ylabel("training-crop PSNR (dB)")
+    axes[1].legend()
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png)
+
+
+# ---------------------------------------------------------------------------
+# Evaluation (through the pack: onnxruntime + numpy, what ships)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * math.log10(255.0 ** 2 / max(mse, 1e-10))
+
+
+def evaluate(pack, held: dict[str, list[np.ndarray]], kodak: list[np.ndarray], names=None) -> dict:
+    from m3cvc_format import IndexMapCoder
+    from m3cvc_format.indexmap import encode_index_map, index_map_code_length
+
+    res = {}
+    for grid in pack.grids:
+        if names is not None and grid.name not in names:
+            continue
+        prior = list(pack.prior(grid))
+        r = {"clips": {}}
+        all_idx = []
+        for name, frames in list(held.items()) + [("kodak24_512x320", kodak)]:
+            ps, bits_ctx, bytes_ctx, bits_static = [], [], [], []
+            for f in frames:
+                idx = pack.encode_keyframe(f, grid)
+                rec = pack.decode_keyframe(idx, grid, "", 0)
+                ps.append(psnr(rec, f))
+                bits_ctx.append(index_map_code_length(idx, VOCAB, IndexMapCoder.CONTEXT, prior))
+                bytes_ctx.append(len(encode_index_map(idx, VOCAB, IndexMapCoder.CONTEXT, prior)))
+                bits_static.append(index_map_code_length(idx, VOCAB, IndexMapCoder.STATIC, prior))
+                if name in held:
+                    all_idx.append(idx.ravel())
+            n_idx = idx.size
+            r["clips"][name] = {
+                "frames": len(frames), "psnr_db": round(float(np.mean(ps)), 2),
+                "context_bits_per_index": round(float(np.mean(bits_ctx)) / n_idx, 3),
+                "context_bytes_per_map": round(float(np.mean(bytes_ctx)), 1),
+                "static_bits_per_index": round(float(np.mean(bits_static)) / n_idx, 3),
+                "bpp_keyframe": round(8 * float(np.mean(bytes_ctx)) / (FRAME_W * FRAME_H), 5),
+            }
+        held_idx = np.concatenate(all_idx)
+        cnt = np.bincount(held_idx, minlength=VOCAB)
+        p = cnt[cnt > 0] / cnt.sum()
+        ps_all = [r["clips"][n]["psnr_db"] * r["clips"][n]["frames"] for n in held]
+        r["held_out_psnr_db"] = round(sum(ps_all) / sum(r["clips"][n]["frames"] for n in held), 2)
+        r["held_out_codes_used"] = int((cnt > 0).sum())
+        r["held_out_index_entropy_bits"] = round(float(-(p * np.log2(p)).sum()), 3)
+        pr = np.asarray(prior, np.float64)
+        pp = pr[pr > 0] / pr.sum()
+        r["train_codes_used"] = int((pr > 0).sum())
+        r["train_perplexity"] = round(float(2 ** (-(pp * np.log2(pp)).sum())), 1)
+        res[grid.name] = r
+        print(grid.name, json.dumps(r), flush=True)
+    return res
+
+
+# ---------------------------------------------------------------------------
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--media", type=Path, default=ROOT.parent / "shared" / "media",
+                    help="folder with videos/ and images/kodak24/")
+    ap.add_argument("--images", type=Path, nargs="*", default=None,
+                    help="training images (default: MEDIA/images/kodak24/*.png)")
+    ap.add_argument("--no-videos", action="store_true", help="train on the images alone")
+    ap.add_argument("--out", type=Path, required=True, help="weights folder (one subfolder per variant)")
+    ap.add_argument("--variants", default="1/16,1/8")
+    ap.add_argument("--steps", type=int, default=1000, help="steps per variant")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--ssim-weight", type=float, default=SSIM_WEIGHT)
+    ap.add_argument("--log", type=Path, default=None, help="loss-curve CSV (default OUT/train_log.csv)")
+    ap.add_argument("--log-every", type=int, default=20)
+    ap.add_argument("--plot", type=Path, default=None, help="loss-curve PNG")
+    ap.add_argument("--results", type=Path, default=None, help="evaluation JSON")
+    ap.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+
+    torch, VQAE, ssim2 = build_torch()
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    for n in names:
+        if n not in VARIANTS:
+            raise SystemExit(f"unknown variant {n!r} (have {', '.join(VARIANTS)})")
+
+    t0 = time.time()
+    image_paths = args.images if args.images is not None else sorted((args.media / "images" / "kodak24").glob("*.png"))
+    images_raw = [read_image(p) for p in image_paths]
+    images = [preprocess(im) for im in images_raw] + [im for im in images_raw if im.shape[:2] != (FRAME_H, FRAME_W)]
+    videos: list[np.ndarray] = []
+    used_videos = []
+    if not args.no_videos:
+        for p in training_videos(args.media):
+            assert p.name not in HELD_OUT
+            fr = video_frames(p)
+            videos += fr
+            used_videos.append(f"{p.name} ({len(fr)} frames)")
+    if not images and not videos:
+        raise SystemExit("no training data")
+    print(f"data: {len(videos)} video frames from {used_videos}, {len(image_paths)} images "
+          f"({len(images)} pool entries); {time.time() - t0:.1f} s", flush=True)
+    train_frames = videos + [preprocess(im) for im in images_raw]  # 512x320, for the prior
+
+    log_rows: list[dict] = []
+    meta = {}
+    times = {}
+    for name in names:
+        cfg = VARIANTS[name]
+        rng = np.random.default_rng(args.seed)
+        sampler = CropSampler(videos, images, args.crop, rng)
+        model, secs = train_variant(name, args, sampler, log_rows, torch, VQAE, ssim2)
+        times[name] = secs
+        # export with a placeholder prior, then count indices through the exported pack
+        export_variant(torch, model, args.out / cfg["dir"], np.ones(VOCAB, np.int64))
+        meta[name] = {
+            "params_encoder": count_params(model.encoder), "params_decoder": count_params(model.decoder),
+            "channels": list(cfg["channels"]), "train_steps": args.steps, "train_batch": args.batch,
+            "train_crop": args.crop, "train_seconds": round(secs, 1),
+        }
+
+    from m3cvc_codec.packs.lite import LitePack
+
+    write_manifest(args.out, meta)
+    pack = LitePack(weights_dir=args.out, verify=False)
+    for name in names:
+        cfg = VARIANTS[name]
+        grid = next(g for g in pack.grids if g.name == name)
+        prior = index_counts(pack, grid, train_frames)
+        np.save(args.out / cfg["dir"] / "prior.npy", prior.astype(np.int64))
+    manifest = write_manifest(args.out, meta)
+    total = sum((args.out / f).stat().st_size for v in manifest["variants"].values() for f in v["files"])
+    print(f"weights: {total / 1e6:.2f} MB in {args.out}", flush=True)
+
+    log = args.log or args.out / "train_log.csv"
+    write_log(log, log_rows)
+    if args.plot:
+        plot_log(log, args.plot)
+    if not args.no_eval:
+        pack = LitePack(weights_dir=args.out)
+        held = held_out_frames(args.media)
+        kodak = [preprocess(im) for im in images_raw]
+        res = evaluate(pack, held, kodak, names)
+        if args.results:
+            args.results.parent.mkdir(parents=True, exist_ok=True)
+            out = {"command": " ".join(["python", "tools/train_lite.py"] + (argv or sys.argv[1:])),
+                   "train_seconds": {k: round(v, 1) for k, v in times.items()},
+                   "weights_bytes": total, "held_out": list(HELD_OUT),
+                   "training_videos": used_videos, "training_images": len(image_paths), "eval": res,
+                   "variants": {k: {kk: vv for kk, vv in v.items() if kk != "files"}
+                                for k, v in manifest["variants"].items()}}
+            args.results.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"done in {time.time() - t0:.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
