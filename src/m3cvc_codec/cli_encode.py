@@ -30,9 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="interpolation", choices=["interpolation", "prediction"],
                    help="reconstruction mode of the clips (the last clip is always prediction)")
     sel = p.add_argument_group("keyframe selection")
-    sel.add_argument("--lambda1", type=float, default=1.0, help="weight of the semantic distance (default 1.0)")
-    sel.add_argument("--lambda2", type=float, default=0.02, help="weight of the motion in pixels (default 0.02)")
-    sel.add_argument("--threshold", type=float, default=0.3, help="D_th (default 0.3)")
+    from .keyframes import KeyframeParams as d
+    sel.add_argument("--lambda1", type=float, default=d.lambda1, help=f"weight of the semantic distance (default {d.lambda1:g})")
+    sel.add_argument("--lambda2", type=float, default=d.lambda2, help=f"weight of the motion in pixels (default {d.lambda2:g})")
+    sel.add_argument("--threshold", type=float, default=d.threshold, help=f"D_th (default {d.threshold:g})")
     sel.add_argument("--interval", type=int, help="a keyframe every N frames instead of the composite score")
     sel.add_argument("--min-clip", type=int, default=2, help="shortest clip in frames (default 2)")
     sel.add_argument("--max-clip", type=int, default=32, help="longest clip in frames (default 32)")
