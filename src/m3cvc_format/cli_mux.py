@@ -36,66 +36,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def decoded_frames(data: bytes) -> Iterator:
-    """The stream's frames as RGB arrays, in order, as ``m3cvc_codec.decode`` reconstructs them
-    (keyframes through the pack, interpolation or prediction between them).  Needs
-    ``m3cvc_codec`` and the stream's pack; raises PackError when the pack is missing."""
-    import numpy as np
+    """The stream's frames as RGB arrays, in order, decoded through the frame decoder the
+    format layer finds for the stream's pack (as m3v-decode and m3v-play see them)."""
+    import io
 
     import m3cvc_format as m
-    from m3cvc_codec import packs
-    from m3cvc_codec.reconstruct import interpolate_clip, predict_clip
 
-    with m.Reader(data) as reader:
-        header = reader.header
-        pack, grid = packs.check_stream_pack(header)
-        count = reader.clip_count
-        keyframes: dict = {}
-        clips: dict = {}
-
-        def clip(k):
-            if k not in clips:
-                clips[k] = reader.clip(k).decode(header)
-            return clips[k]
-
-        def keyframe(k):
-            if k not in keyframes:
-                c = clip(k)
-                seed = m.decode_seed(header.stream_seed, k, c.seed)
-                frame = np.asarray(pack.decode_keyframe(np.asarray(c.index_map), grid, c.keyframe_text, seed))
-                if frame.shape != (header.height, header.width, 3):
-                    import cv2
-
-                    frame = cv2.resize(frame.astype(np.uint8), (header.width, header.height),
-                                       interpolation=cv2.INTER_AREA)
-                keyframes[k] = np.ascontiguousarray(frame, dtype=np.uint8)
-                keyframes.pop(k - 2, None)
-            return keyframes[k]
-
-        for k in range(count):
-            c = clip(k)
-            k0 = keyframe(k)
-            if c.mode == m.Mode.INTERPOLATION and k + 1 < count:
-                frames = interpolate_clip(k0, keyframe(k + 1), c.frame_count)
-            else:
-                frames = predict_clip(k0, c.frame_count)
-            for frame in frames:
-                yield np.ascontiguousarray(frame, dtype=np.uint8)
-            clips.pop(k, None)
+    with m.open(io.BytesIO(data)) as container:
+        for frame in container.decode(video=0):
+            yield frame.to_ndarray(format="rgb24")
 
 
 def _preview(data: bytes):
     """(a callable giving the decoded frames, None) or (None, why they cannot be had)."""
     import m3cvc_format as m
+    from m3cvc_format.framedecoders import find_frame_decoder
 
-    try:
-        from m3cvc_codec import packs
-    except ImportError:
-        return None, "m3cvc_codec is not installed"
     with m.Reader(data) as reader:
         header = reader.header
     try:
-        packs.check_stream_pack(header)
-    except (packs.PackError, ImportError, OSError) as err:
+        find_frame_decoder(header.pack_id)(header)  # checks the pack and its weights
+    except (ValueError, ImportError, OSError) as err:  # our errors and the pack's are ValueErrors
         return None, _one_line(err)
     return (lambda: decoded_frames(data)), None
 

@@ -71,6 +71,9 @@ class DecoderNotFoundError(M3VError):
 
 _registered: dict[str, FrameDecoderFactory] = {}
 
+#: Registration name of a decoder that serves any pack id it can load.
+ANY_PACK = "*"
+
 
 def register(pack_id: str, factory: FrameDecoderFactory) -> None:
     """Use ``factory`` for ``pack_id`` in this process (before any entry point)."""
@@ -94,15 +97,39 @@ def available_frame_decoders() -> list[str]:
     return sorted({ep.name for ep in _entry_points()} | set(_registered))
 
 
+def _refusing_as_not_found(factory: FrameDecoderFactory, pack_id: str, have: str) -> FrameDecoderFactory:
+    """``factory``, with its refusal of a pack it cannot load reported as DecoderNotFoundError."""
+
+    def make(header):
+        try:
+            return factory(header)
+        except M3VError:
+            raise
+        except ValueError as err:
+            raise DecoderNotFoundError(
+                f"no frame decoder for pack {pack_id!r}: {err} (installed frame decoders: {have})"
+            ) from err
+
+    return make
+
+
 def find_frame_decoder(pack_id: str) -> FrameDecoderFactory:
     """The factory registered for ``pack_id``; DecoderNotFoundError naming the installed ones."""
     factory = _registered.get(pack_id)
     if factory is not None:
         return factory
-    for ep in _entry_points():
+    eps = list(_entry_points())
+    for ep in eps:
         if ep.name == pack_id:
             return ep.load()
+    # A decoder registered as "*" (never a valid pack id) serves any other pack it can load,
+    # the way the codec package decodes every pack installed through ``m3cvc.packs``; its
+    # factory raises, naming the problem, when it cannot.
     have = ", ".join(available_frame_decoders()) or "none"
+    if pack_id != "none":
+        any_pack = _registered.get(ANY_PACK) or next((ep.load() for ep in eps if ep.name == ANY_PACK), None)
+        if any_pack is not None:
+            return _refusing_as_not_found(any_pack, pack_id, have)
     if pack_id == "none":
         raise DecoderNotFoundError(
             f"stream has pack 'none': its index maps are not meant to be decoded to pixels "

@@ -350,32 +350,19 @@ class PrefetchSource:
 
 
 def open_source(path) -> M3VSource:
-    """Open an `.m3v` file for playing.  The frame decoder is the one registered for the
-    stream's pack (``m3cvc.frame_decoders``); when none is, the codec's own pack decoder is
-    tried, so a pack installed through ``m3cvc.packs`` plays too.  Errors: FileNotFoundError,
-    m3cvc_format.M3VError, PlayerError (no way to decode the stream's pack)."""
+    """Open an `.m3v` file for playing, with the frame decoder the format layer finds for the
+    stream's pack.  Errors: FileNotFoundError, m3cvc_format.M3VError, PlayerError (no way to
+    decode the stream's pack)."""
     import m3cvc_format as m
     from m3cvc_format import framedecoders
 
     source = M3VSource(path)
-    pack_id = source.header.pack_id
     try:
-        framedecoders.find_frame_decoder(pack_id)
-        return source
-    except m.DecoderNotFoundError as err:
+        framedecoders.find_frame_decoder(source.header.pack_id)(source.header)
+    except (m.DecoderNotFoundError, ValueError) as err:  # the pack's own errors are ValueErrors
         source.close()
-        reason = err
-    from ..packs import PackError
-
-    try:
-        from ..frame_decoder import PackFrameDecoder
-
-        decoder = PackFrameDecoder(source.header)
-    except PackError as err:
-        raise PlayerError(f"cannot decode pack {pack_id!r}: {err}") from err
-    except Exception as err:  # a broken pack install: say which pack, keep the first line
-        raise PlayerError(f"cannot decode pack {pack_id!r}: {reason}; {err}") from err
-    return M3VSource(path, frame_decoder=decoder)
+        raise PlayerError(f"cannot decode pack {source.header.pack_id!r}: {err}") from err
+    return source
 
 
 # --------------------------------------------------------------------------- geometry
