@@ -75,21 +75,11 @@ WEIGHT_FILES = ("encoder.onnx", "decoder.onnx", "codebook.npy", "prior.npy")
 
 
 def preprocess(rgb: np.ndarray, width: int = FRAME_W, height: int = FRAME_H) -> np.ndarray:
-    """Centre-crop to the width:height aspect, then resize to width x height (uint8 RGB)."""
-    import cv2
+    """Centre-crop to the width:height aspect, then resize: the codec's own preprocessing,
+    so the model trains on frames exactly like those it will code."""
+    from m3cvc_codec.video_io import fit_frame
 
-    h, w = rgb.shape[:2]
-    if w * height > h * width:  # too wide
-        cw = round(h * width / height)
-        x0 = (w - cw) // 2
-        rgb = rgb[:, x0 : x0 + cw]
-    elif w * height < h * width:  # too tall
-        ch = round(w * height / width)
-        y0 = (h - ch) // 2
-        rgb = rgb[y0 : y0 + ch]
-    interp = cv2.INTER_AREA if rgb.shape[1] > width else cv2.INTER_CUBIC
-    out = cv2.resize(np.ascontiguousarray(rgb), (width, height), interpolation=interp)
-    return np.clip(out, 0, 255).astype(np.uint8)
+    return fit_frame(rgb, width, height, "crop")
 
 
 def video_frames(path: Path, fps: float = SAMPLE_FPS) -> list[np.ndarray]:
