@@ -32,14 +32,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from m3cvc_format.atomic import publish
+from m3cvc_format.atomic import AtomicFile
 
 from .errors import CodecError
 
@@ -297,20 +296,11 @@ class VideoWriter:
             self.abort()
 
 
-class _AtomicFile:
-    def __init__(self, path: Path):
-        self.final = path
-        if path.parent and not path.parent.exists():
-            raise CodecError(f"{path}: folder {path.parent} does not exist")
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent or ".")
-        os.close(fd)
-        self.temp = Path(temp)
-
-    def publish(self):
-        publish(self.temp, self.final)
-
-    def discard(self):
-        self.temp.unlink(missing_ok=True)
+def _atomic(path: Path) -> AtomicFile:
+    """The output's temporary file beside it (its suffix kept for tools that look at it)."""
+    if path.parent and not path.parent.exists():
+        raise CodecError(f"{path}: folder {path.parent} does not exist")
+    return AtomicFile(path, suffix=".tmp" + path.suffix)
 
 
 class Y4MWriter(VideoWriter):
@@ -322,8 +312,8 @@ class Y4MWriter(VideoWriter):
         if chroma == "420" and (width % 2 or height % 2):
             raise CodecError(f"4:2:0 y4m needs an even size, got {width}x{height}")
         self.width, self.height, self.chroma = width, height, chroma
-        self._file_path = _AtomicFile(Path(path))
-        self._f = open(self._file_path.temp, "wb")
+        self._file_path = _atomic(Path(path))
+        self._f = self._file_path.file
         rate = Fraction(fps)
         tag = "C420jpeg" if chroma == "420" else "C444"
         self._f.write(
@@ -347,12 +337,11 @@ class Y4MWriter(VideoWriter):
     def close(self) -> None:
         if self._f.closed:
             return
-        self._f.close()
         self._file_path.publish()
 
     def abort(self) -> None:
-        self._f.close()
-        self._file_path.discard()
+        if not self._f.closed:
+            self._file_path.discard()
 
 
 class AVWriter(VideoWriter):
@@ -363,7 +352,7 @@ class AVWriter(VideoWriter):
         import av
 
         path = Path(path)
-        self._file = _AtomicFile(path)
+        self._file = _atomic(path)
         codec = codec or "libx264"
         try:
             av.codec.Codec(codec, "w")

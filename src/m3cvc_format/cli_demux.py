@@ -11,13 +11,11 @@ naming the problem and its byte offset), 2 usage.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from .mkv import publish
+from .atomic import atomic_file
 
 PROG = "m3v-demux"
 
@@ -32,20 +30,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        publish(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
+    with atomic_file(path) as f:
+        f.write(data)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

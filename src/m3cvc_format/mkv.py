@@ -42,13 +42,12 @@ import os
 import re
 import struct
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
-from .atomic import publish
+from .atomic import atomic_file
 from .constants import SIGNATURE
 from .errors import M3VError, TruncatedError
 
@@ -622,92 +621,81 @@ def mux(
     folder = out_path.parent if str(out_path.parent) else Path(".")
     if not folder.is_dir():
         raise FileNotFoundError(errno.ENOENT, "folder does not exist", str(folder))
-    fd, temp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=folder)
     report = MuxReport(output=str(out_path), size=0, m3v_size=len(data), attachment_name=attachment_name,
                        clips=len(records), frames=frames, duration_s=float(frames / fps), tracks=track_names)
-    try:
-        with os.fdopen(fd, "w+b") as f:
-            f.write(_el(EBML, _uint(EBML_VERSION, 1), _uint(EBML_READ_VERSION, 1),
-                        _uint(EBML_MAX_ID_LENGTH, 4), _uint(EBML_MAX_SIZE_LENGTH, 8),
-                        _text(DOC_TYPE, "matroska"), _uint(DOC_TYPE_VERSION, 4),
-                        _uint(DOC_TYPE_READ_VERSION, 2)))
-            segment_size_at = f.tell() + 4
-            f.write(_id_bytes(SEGMENT) + _size(0, 8))
-            segment_data = f.tell()
-            f.write(bytes(seek_head_size))  # the SeekHead, written at the end
-            for element_id, element in level1:
-                assert f.tell() - segment_data == known[element_id]
-                f.write(element)
+    with atomic_file(out_path) as f:
+        f.write(_el(EBML, _uint(EBML_VERSION, 1), _uint(EBML_READ_VERSION, 1),
+                    _uint(EBML_MAX_ID_LENGTH, 4), _uint(EBML_MAX_SIZE_LENGTH, 8),
+                    _text(DOC_TYPE, "matroska"), _uint(DOC_TYPE_VERSION, 4),
+                    _uint(DOC_TYPE_READ_VERSION, 2)))
+        segment_size_at = f.tell() + 4
+        f.write(_id_bytes(SEGMENT) + _size(0, 8))
+        segment_data = f.tell()
+        f.write(bytes(seek_head_size))  # the SeekHead, written at the end
+        for element_id, element in level1:
+            assert f.tell() - segment_data == known[element_id]
+            f.write(element)
 
-            clusters = _ClusterWriter(f, segment_data)
-            pending = [(_ms(first, fps), _ms(end, fps) - _ms(first, fps), text)
-                       for _, first, end, text in subtitle_clips]
-            pending.reverse()  # pop() from the end = earliest first
+        clusters = _ClusterWriter(f, segment_data)
+        pending = [(_ms(first, fps), _ms(end, fps) - _ms(first, fps), text)
+                   for _, first, end, text in subtitle_clips]
+        pending.reverse()  # pop() from the end = earliest first
 
-            def flush_subtitles(until: float) -> None:
-                while pending and pending[-1][0] <= until:
-                    start, duration, text = pending.pop()
-                    clusters.add(SUBTITLE_TRACK, start, text.encode("utf-8"), key=True, duration=duration,
-                                 cue=None if encoder is None else False)
-                    report.subtitles += 1
+        def flush_subtitles(until: float) -> None:
+            while pending and pending[-1][0] <= until:
+                start, duration, text = pending.pop()
+                clusters.add(SUBTITLE_TRACK, start, text.encode("utf-8"), key=True, duration=duration,
+                             cue=None if encoder is None else False)
+                report.subtitles += 1
 
-            if encoder is not None:
-                keys = {first for _, first, _, _ in clips}
+        if encoder is not None:
+            keys = {first for _, first, _, _ in clips}
 
-                def write_packet(p: _Packet) -> None:
-                    flush_subtitles(_ms(p.order, fps))
-                    clusters.add(VIDEO_TRACK, _ms(p.frame, fps), p.data, key=p.key, new_cluster=p.key,
-                                 cue=p.key)
+            def write_packet(p: _Packet) -> None:
+                flush_subtitles(_ms(p.order, fps))
+                clusters.add(VIDEO_TRACK, _ms(p.frame, fps), p.data, key=p.key, new_cluster=p.key,
+                             cue=p.key)
 
-                n = 0
-                for rgb in preview_frames:
-                    if n >= frames:
-                        raise ValueError(f"preview has more frames than the stream's {frames}")
-                    shape = getattr(rgb, "shape", None)
-                    if shape != (header.height, header.width, 3):
-                        raise ValueError(f"preview frame {n} has shape {shape}, expected "
-                                         f"({header.height}, {header.width}, 3)")
-                    if str(rgb.dtype) != "uint8":
-                        raise ValueError(f"preview frame {n} is {rgb.dtype}, expected uint8 RGB")
-                    for p in encoder.encode(rgb, n, n in keys):
-                        write_packet(p)
-                    n += 1
-                for p in encoder.flush():
+            n = 0
+            for rgb in preview_frames:
+                if n >= frames:
+                    raise ValueError(f"preview has more frames than the stream's {frames}")
+                shape = getattr(rgb, "shape", None)
+                if shape != (header.height, header.width, 3):
+                    raise ValueError(f"preview frame {n} has shape {shape}, expected "
+                                     f"({header.height}, {header.width}, 3)")
+                if str(rgb.dtype) != "uint8":
+                    raise ValueError(f"preview frame {n} is {rgb.dtype}, expected uint8 RGB")
+                for p in encoder.encode(rgb, n, n in keys):
                     write_packet(p)
-                report.preview_frames = n
-            # subtitles alone (or after the preview's end) share clusters, a new one when the
-            # 16-bit millisecond block timestamps would overflow
-            flush_subtitles(float("inf"))
-            if clusters.clusters == 0 and clusters.time is None:
-                # no blocks at all: one empty Cluster still, as FFmpeg's demuxer (5.1) fails on a
-                # Segment without any and resynchronises into the attachment's bytes
-                clusters._open(0)
-            clusters.close()
+                n += 1
+            for p in encoder.flush():
+                write_packet(p)
+            report.preview_frames = n
+        # subtitles alone (or after the preview's end) share clusters, a new one when the
+        # 16-bit millisecond block timestamps would overflow
+        flush_subtitles(float("inf"))
+        if clusters.clusters == 0 and clusters.time is None:
+            # no blocks at all: one empty Cluster still, as FFmpeg's demuxer (5.1) fails on a
+            # Segment without any and resynchronises into the attachment's bytes
+            clusters._open(0)
+        clusters.close()
 
-            cues = clusters.cues_element()
-            cues_at = None
-            if cues:
-                cues_at = f.tell() - segment_data
-                f.write(cues)
-            end = f.tell()
-            seek_head = _seek_head(known, cues=cues_at)
-            if len(seek_head) < seek_head_size:  # no Cues after all (no blocks): pad
-                seek_head += _void(seek_head_size - len(seek_head))
-            f.seek(segment_data)
-            f.write(seek_head)
-            f.seek(segment_size_at)
-            f.write(_size(end - segment_data, 8))
-            f.flush()
-            os.fsync(f.fileno())
+        cues = clusters.cues_element()
+        cues_at = None
+        if cues:
+            cues_at = f.tell() - segment_data
+            f.write(cues)
+        end = f.tell()
+        seek_head = _seek_head(known, cues=cues_at)
+        if len(seek_head) < seek_head_size:  # no Cues after all (no blocks): pad
+            seek_head += _void(seek_head_size - len(seek_head))
+        f.seek(segment_data)
+        f.write(seek_head)
+        f.seek(segment_size_at)
+        f.write(_size(end - segment_data, 8))
         report.size = end
         report.chapters = len(clips) if chapters else 0
-        publish(temp, out_path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
     return report
 
 

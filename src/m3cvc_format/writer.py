@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import BinaryIO
 
-from .atomic import publish
+from .atomic import AtomicFile
 from .chunks import build_clip, build_head, build_index, build_tail, frame_chunk
 from .constants import ANCILLARY_CHUNK_BIT, SIGNATURE, ChunkType, IndexMapCoder
 from .errors import MalformedError
@@ -45,20 +43,13 @@ class Writer:
         self.entries: list[IndexEntry] = []
         self.text_bytes = 0
         self.vq_bytes = 0
-        self._final_path: Path | None = None
-        self._temp_path: Path | None = None
-        self._owns_file = False
+        self._atomic: AtomicFile | None = None
         self._closed = False
         if isinstance(dest, (str, os.PathLike)) and str(dest) == "-":
             self._file: BinaryIO = sys.stdout.buffer
         elif isinstance(dest, (str, os.PathLike)):
-            self._final_path = Path(dest)
-            fd, temp = tempfile.mkstemp(
-                prefix=f".{self._final_path.name}.", suffix=".tmp", dir=self._final_path.parent or "."
-            )
-            self._temp_path = Path(temp)
-            self._file = os.fdopen(fd, "wb")
-            self._owns_file = True
+            self._atomic = AtomicFile(dest)
+            self._file = self._atomic.file
         else:
             self._file = dest
         self.bytes_written = 0
@@ -116,12 +107,11 @@ class Writer:
                 index_chunk = frame_chunk(ChunkType.INDX, build_index(self.entries))
                 self._emit(index_chunk)
                 self._emit(frame_chunk(ChunkType.TAIL, build_tail(index_offset, len(index_chunk))))
-            self._file.flush()
-            if self._owns_file:
-                os.fsync(self._file.fileno())
-                self._file.close()
-                publish(self._temp_path, self._final_path)
-                self._temp_path = None
+            if self._atomic is not None:
+                self._atomic.publish()
+                self._atomic = None
+            else:
+                self._file.flush()
         except BaseException:
             self.abort()
             raise
@@ -130,13 +120,9 @@ class Writer:
     def abort(self) -> None:
         """Stop without publishing: a path's temporary file is removed."""
         self._closed = True
-        if self._owns_file:
-            try:
-                self._file.close()
-            finally:
-                if self._temp_path is not None:
-                    self._temp_path.unlink(missing_ok=True)
-                    self._temp_path = None
+        if self._atomic is not None:
+            self._atomic.discard()
+            self._atomic = None
 
     def __enter__(self) -> "Writer":
         return self
