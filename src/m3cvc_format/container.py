@@ -27,7 +27,7 @@ from fractions import Fraction
 from typing import Iterator
 
 from .constants import Mode
-from .framesource import DEFAULT_CACHE_SIZE, FrameSource, open_reader, parse_clip_chunk
+from .framesource import DEFAULT_CACHE_SIZE, FrameSource, parse_clip_chunk
 
 __all__ = [
     "open",
@@ -71,17 +71,9 @@ def open(file, mode: str | None = None, format: str | None = None, options=None,
         raise ValueError(f"format {format!r} is not one m3cvc_format.open reads (m3v, or matroska holding one)")
     if isinstance(timeout, (tuple, list)):
         timeout = timeout[1] if len(timeout) > 1 else timeout[0]
-    reader, owned = open_reader(file, follow=follow, timeout=timeout, on_damage=on_damage,
-                                sniff_mkv=format != "m3v")
-    try:
-        source = FrameSource(reader, decoder=frame_decoder, cache_size=cache_size)
-    except BaseException:
-        reader.close()
-        for f in owned:
-            f.close()
-        raise
-    source._owned = owned
-    return InputContainer(source, name=getattr(reader, "name", str(file)),
+    source = FrameSource.open(file, follow=follow, timeout=timeout, on_damage=on_damage,
+                              sniff_mkv=format != "m3v", decoder=frame_decoder, cache_size=cache_size)
+    return InputContainer(source, name=getattr(source.reader, "name", str(file)),
                           options=options, container_options=container_options, stream_options=stream_options)
 
 

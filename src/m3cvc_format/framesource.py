@@ -287,9 +287,9 @@ class FrameSource:
 
     @classmethod
     def open(cls, src, *, follow: bool = False, timeout: float | None = None, on_damage: str = "raise",
-             **options) -> "FrameSource":
+             sniff_mkv: bool = True, **options) -> "FrameSource":
         """A FrameSource over ``src`` (anything :func:`open_reader` takes)."""
-        reader, owned = open_reader(src, follow=follow, timeout=timeout, on_damage=on_damage)
+        reader, owned = open_reader(src, follow=follow, timeout=timeout, on_damage=on_damage, sniff_mkv=sniff_mkv)
         try:
             source = cls(reader, **options)
         except BaseException:
