@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import importlib.util
@@ -227,9 +228,7 @@ def test_embed_tells_scenes_apart(pack):
 
 
 def test_training_never_reads_held_out():
-    spec = importlib.util.spec_from_file_location("train_lite", TRAINER)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _trainer()
     assert mod.HELD_OUT == ("sam2_05_default_juggle.mp4", "mmaction2_test_pool.mp4")
     doc = (ROOT / "docs" / "lite-pack.md").read_text()
     assert all(name in doc for name in mod.HELD_OUT)
@@ -258,6 +257,57 @@ def test_no_torch_in_inference():
 # -- the trainer ------------------------------------------------------------------------------
 
 
+def _trainer():
+    spec = importlib.util.spec_from_file_location("train_lite", TRAINER)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_recolour_moves_hue_and_keeps_grey():
+    recolour = _trainer().recolour
+    rng = np.random.default_rng(0)
+    patch = rng.integers(0, 256, (16, 16, 3)).astype(np.uint8)
+    # saturation 1: each pixel's three values are the original ones in another order
+    out = recolour(patch, np.random.default_rng(1), saturation=(1.0, 1.0))
+    assert out.dtype == np.float32 and out.shape == patch.shape
+    assert np.allclose(np.sort(out, axis=2), np.sort(patch.astype(np.float32), axis=2), atol=1e-3)
+    orders = {tuple(np.argsort(recolour(np.uint8([[[10, 20, 30]]]), np.random.default_rng(k),
+                                        saturation=(1.0, 1.0))[0, 0])) for k in range(60)}
+    assert len(orders) == 6  # all six channel orders occur
+    # grey stays grey whatever the order and saturation; values stay in range
+    grey = np.full((8, 8, 3), 77, np.uint8)
+    for k in range(10):
+        g = recolour(grey, np.random.default_rng(k))
+        assert np.allclose(g, 77, atol=1e-3)
+    vivid = recolour(np.uint8([[[250, 10, 10]]]), np.random.default_rng(3), saturation=(1.6, 1.6))
+    assert vivid.min() >= 0 and vivid.max() <= 255
+    # the same generator state gives the same patch
+    assert np.array_equal(recolour(patch, np.random.default_rng(5)), recolour(patch, np.random.default_rng(5)))
+
+
+def test_colour_aug_option():
+    mod = _trainer()
+    assert mod.colour_shares("0.5") == {"1/16": 0.5, "1/8": 0.5}
+    assert mod.colour_shares("1/16=0.25,1/8=0.5") == {"1/16": 0.25, "1/8": 0.5}
+    assert mod.colour_shares("1/8=1") == {"1/8": 1.0}
+    for bad in ("half", "1/4=0.5", "1/16=1.5", "1/16=x", "-0.1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            mod.colour_shares(bad)
+
+
+def test_sampler_colour_share():
+    mod = _trainer()
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[..., 0] = 200  # pure red: any recoloured crop has another dominant channel or saturation
+    plain = mod.CropSampler([img], [], 32, np.random.default_rng(7)).batch(40)
+    assert np.all(plain[:, 0] == np.float32(200 / 255.0)) and not plain[:, 1:].any()
+    mixed = mod.CropSampler([img], [], 32, np.random.default_rng(7), colour_share=0.5).batch(40)
+    changed = [not np.array_equal(mixed[i], plain[0]) for i in range(40)]
+    assert 5 < sum(changed) < 35, sum(changed)  # about half the crops, not none nor all
+
+
+
 def test_training_smoke(tmp_path):
     for mod in ("torch", "cv2", "onnx"):
         if importlib.util.find_spec(mod) is None:
@@ -273,7 +323,8 @@ def test_training_smoke(tmp_path):
         imgs.append(str(p))
     out, log = tmp_path / "w", tmp_path / "log.csv"
     cmd = [sys.executable, str(TRAINER), "--images", *imgs, "--no-videos", "--steps", "2", "--crop", "64",
-           "--batch", "2", "--out", str(out), "--no-eval", "--log", str(log), "--log-every", "1"]
+           "--batch", "2", "--out", str(out), "--no-eval", "--log", str(log), "--log-every", "1",
+           "--colour-aug", "0.5"]
     r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     with open(log, newline="") as fh:
@@ -286,3 +337,22 @@ def test_training_smoke(tmp_path):
         assert len(trained.weights_hash(grid)) == 32 and len(trained.prior(grid)) == 256
         idx = trained.encode_keyframe(frame, grid)
         assert trained.decode_keyframe(idx, grid, "", 0).shape == frame.shape
+
+    # fine-tuning the decoders rewrites decoder.onnx alone: same encoder, codebook, prior, maps
+    variants = json.loads((out / "manifest.json").read_text())["variants"]
+    before = {f: (out / f).read_bytes() for v in variants.values() for f in v["files"]}
+    maps = {g.name: trained.encode_keyframe(frame, g) for g in trained.grids}
+    cmd = [sys.executable, str(TRAINER), "--images", *imgs, "--no-videos", "--steps", "2", "--crop", "64",
+           "--batch", "2", "--out", str(out), "--no-eval", "--log", str(tmp_path / "ft.csv"), "--finetune-decoder",
+           "--lr", "1e-2"]
+    r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    tuned = LitePack(out)  # the manifest names the new decoder's hash
+    manifest = json.loads((out / "manifest.json").read_text())["variants"]
+    for grid in tuned.grids:
+        v = manifest[grid.name]
+        assert v["train_decoder_finetune"]["steps"] == 2 and v["train_steps"] == 2
+        for f in v["files"]:
+            assert ((out / f).read_bytes() == before[f]) == (not f.endswith("decoder.onnx")), f
+        assert np.array_equal(tuned.encode_keyframe(frame, grid), maps[grid.name])
+        assert tuned.weights_hash(grid) != trained.weights_hash(grid)

@@ -12,14 +12,16 @@ the codebook follows the encoder by EMA, so there is no codebook loss term).
 
 Data: frames of the training videos (centre-cropped to the 512:320 aspect, resized to 512x320,
 sampled at 8 fps, as the codec does) and the Kodak images (both resized to 512x320 and at their
-own size); random crops.  The clips in HELD_OUT are never read for training: they are the
+own size); random crops with flips, a share of them recoloured (``--colour-aug``,
+:func:`recolour`).  The clips in HELD_OUT are never read for training: they are the
 benchmark.  Deterministic for a given seed on a given machine (torch CPU, 2 threads).
 
 Training needs the ``train`` extra (torch, onnx, opencv, matplotlib).  The pack itself uses
 only onnxruntime and numpy.  Usage (the command behind the shipped weights)::
 
     python tools/train_lite.py --media /work/shared/media \\
-        --out src/m3cvc_codec/packs/lite/weights --steps 1000 --batch 8 --crop 128 \\
+        --out src/m3cvc_codec/packs/lite/weights --steps 1500 --batch 8 --crop 128 \\
+        --colour-aug 1/16=0.25,1/8=0.5 \\
         --log docs/lite-pack-loss.csv --plot docs/lite-pack-loss.png \\
         --results docs/lite-pack-results.json
 
@@ -117,11 +119,30 @@ def held_out_frames(media: Path) -> dict[str, list[np.ndarray]]:
     return {name: video_frames(media / "videos" / name) for name in HELD_OUT}
 
 
+#: The six orders of the R, G, B channels (colour augmentation).
+CHANNEL_ORDERS = tuple(itertools.permutations(range(3)))
+
+
+def recolour(patch: np.ndarray, rng: np.random.Generator, saturation=(0.6, 1.6)) -> np.ndarray:
+    """A random channel order and saturation change of an RGB uint8 patch (float32 out, 0..255).
+
+    The training set is six clips and the Kodak images; without this the 256 codewords only
+    cover their colours, and held-out content in others (the green cloth of the pool clip)
+    decodes with a strong cast.  Reordering the channels keeps the luma structure's statistics
+    while moving the hue; the saturation factor reaches vivid and washed-out colours."""
+    x = patch[..., CHANNEL_ORDERS[int(rng.integers(len(CHANNEL_ORDERS)))]].astype(np.float32)
+    grey = x @ np.float32([0.299, 0.587, 0.114])
+    s = np.float32(rng.uniform(*saturation))
+    return np.clip(grey[..., None] + s * (x - grey[..., None]), 0, 255)
+
+
 class CropSampler:
-    """Random crops from two pools (video frames, images), flips; deterministic given rng."""
+    """Random crops from two pools (video frames, images), flips and, when ``colour_share`` > 0,
+    that share of the crops recoloured (:func:`recolour`); deterministic given rng."""
 
     def __init__(self, videos: list[np.ndarray], images: list[np.ndarray], crop: int,
-                 rng: np.random.Generator, video_share: float = 0.7):
+                 rng: np.random.Generator, video_share: float = 0.7, colour_share: float = 0.0):
+        self.colour_share = colour_share
         self.pools = [p for p in (videos, images) if p]
         share = [video_share, 1 - video_share] if videos and images else [1.0]
         self.share = np.asarray(share) / sum(share)
@@ -143,6 +164,8 @@ class CropSampler:
             patch = im[y : y + c, x : x + c]
             if self.rng.random() < 0.5:
                 patch = patch[:, ::-1]
+            if self.colour_share and self.rng.random() < self.colour_share:
+                patch = recolour(patch, self.rng)
             out[i] = patch.transpose(2, 0, 1) / 255.0
         return out
 
@@ -337,16 +360,42 @@ def export_variant(torch, model, out_dir: Path, prior: np.ndarray) -> None:
         )
         with torch.no_grad():
             h, _ = enc(x)
+    _strip_onnx(out_dir / "encoder.onnx")
+    export_decoder(torch, dec, h, out_dir / "decoder.onnx")
+    np.save(out_dir / "codebook.npy", model.quant.embed.detach().numpy().astype(np.float32))
+    np.save(out_dir / "prior.npy", prior.astype(np.int64))
+
+
+def export_decoder(torch, dec, example_latents, path: Path) -> None:
+    import warnings
+
+    dec.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(
-            dec, (h,), str(out_dir / "decoder.onnx"), dynamo=False, opset_version=17,
+            dec, (example_latents,), str(path), dynamo=False, opset_version=17,
             input_names=["latents"], output_names=["frame"],
             dynamic_axes={"latents": {0: "n", 2: "grid_h", 3: "grid_w"},
                           "frame": {0: "n", 2: "height", 3: "width"}},
         )
-    _strip_onnx(out_dir / "encoder.onnx")
-    _strip_onnx(out_dir / "decoder.onnx")
-    np.save(out_dir / "codebook.npy", model.quant.embed.detach().numpy().astype(np.float32))
-    np.save(out_dir / "prior.npy", prior.astype(np.int64))
+    _strip_onnx(path)
+
+
+def load_onnx_weights(torch, module, path: Path) -> None:
+    """Load a module's parameters from an ONNX file this script exported (float16-stored
+    initializers named after the parameters, see _strip_onnx); every parameter must be found."""
+    import onnx
+    from onnx import numpy_helper
+
+    found = {}
+    for init in onnx.load(str(path)).graph.initializer:
+        name = init.name.removesuffix("__f16")
+        found[name] = torch.from_numpy(numpy_helper.to_array(init).astype(np.float32))
+    state = module.state_dict()
+    missing = sorted(set(state) - set(found))
+    if missing:
+        raise SystemExit(f"{path}: no weights for {', '.join(missing)}")
+    module.load_state_dict({k: found[k] for k in state})
 
 
 def _strip_onnx(path: Path) -> None:
@@ -382,6 +431,13 @@ def _strip_onnx(path: Path) -> None:
 
 
 def write_manifest(out: Path, meta: dict) -> dict:
+    """Write OUT/manifest.json for every variant folder in OUT.  ``meta`` holds the training
+    settings of the variants trained in this run; a variant trained by an earlier run (one
+    ``--variants`` at a time into the same folder) keeps the settings its manifest entry had."""
+    try:
+        earlier = json.loads((out / "manifest.json").read_text())["variants"]
+    except (OSError, ValueError, KeyError):
+        earlier = {}
     variants = {}
     for name, cfg in VARIANTS.items():
         d = out / cfg["dir"]
@@ -390,7 +446,8 @@ def write_manifest(out: Path, meta: dict) -> dict:
         files = {f"{cfg['dir']}/{f}": sha256_file(d / f) for f in WEIGHT_FILES}
         variants[name] = {"dir": cfg["dir"], "downsample": cfg["downsample"], "vocab_size": VOCAB,
                           "code_dim": CODE_DIM, "files": files, "weights_hash": variant_hash(files),
-                          **meta.get(name, {})}
+                          **meta.get(name, {k: v for k, v in earlier.get(name, {}).items()
+                                            if k.startswith(("params_", "train_", "channels"))})}
     manifest = {
         "pack": "lite",
         "format": 1,
@@ -462,6 +519,74 @@ def train_variant(name: str, args, sampler: CropSampler, log_rows: list, torch, 
             acc = {k: 0.0 for k in acc} | {"n": 0}
     model.eval()
     return model, time.time() - t0
+
+
+def finetune_decoder(name: str, args, sampler: CropSampler, log_rows: list, torch, VQAE, ssim2):
+    """Train only the decoder of the variant already in OUT, on the index maps its (frozen)
+    exported encoder and codebook give: the maps, and so the rate of every stream, stay the same,
+    and any gain in quality is a gain at equal rate.  Rewrites OUT/<dir>/decoder.onnx only."""
+    from m3cvc_codec.packs.lite import LitePack
+
+    cfg = VARIANTS[name]
+    pack = LitePack(weights_dir=args.out)  # verifies the files against the manifest
+    grid = next(g for g in pack.grids if g.name == name)
+    code, _ = pack._get(grid, "codebook")
+    torch.manual_seed(args.seed)
+    dec = VQAE(cfg["channels"]).decoder
+    load_onnx_weights(torch, dec, args.out / cfg["dir"] / "decoder.onnx")
+    opt = torch.optim.AdamW(dec.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
+    warm = max(1, min(100, args.steps // 10))
+
+    def lr_at(step):
+        if step < warm:
+            return args.lr * (step + 1) / warm
+        t = (step - warm) / max(1, args.steps - warm)
+        return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    dec.train()
+    t0 = time.time()
+    acc = {"loss": 0.0, "l1": 0.0, "ssim": 0.0, "mse": 0.0, "n": 0}
+    counts = np.zeros(VOCAB)
+    for step in range(args.steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        xb = sampler.batch(args.batch)
+        idx = np.stack([pack.encode_keyframe(np.ascontiguousarray(
+            np.clip(np.rint(im.transpose(1, 2, 0) * 255), 0, 255).astype(np.uint8)), grid) for im in xb])
+        counts += np.bincount(idx.ravel(), minlength=VOCAB)
+        zq = torch.from_numpy(np.ascontiguousarray(code[idx].transpose(0, 3, 1, 2)))
+        x = torch.from_numpy(xb)
+        y = dec(zq)
+        l1 = (y - x).abs().mean()
+        s = ssim2(y, x)
+        loss = l1 + args.ssim_weight * (1 - s)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(dec.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            mse = float(((y.clamp(0, 1) - x) ** 2).mean())
+        for k, v in (("loss", loss.item()), ("l1", l1.item()), ("ssim", s.item()), ("mse", mse)):
+            acc[k] += v
+        acc["n"] += 1
+        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
+            n = acc["n"]
+            p = counts / counts.sum()
+            row = {"variant": name, "step": step + 1, "elapsed_s": round(time.time() - t0, 1),
+                   "lr": round(lr_at(step), 6),
+                   "loss": round(acc["loss"] / n, 5), "l1": round(acc["l1"] / n, 5),
+                   "ssim": round(acc["ssim"] / n, 5), "commit": 0.0,
+                   "psnr": round(-10 * math.log10(max(acc["mse"] / n, 1e-10)), 3),
+                   "codes_used": int((counts > 0).sum()),
+                   "perplexity": round(float(np.exp(-(p[p > 0] * np.log(p[p > 0])).sum())), 1),
+                   "restarts": 0}
+            log_rows.append(row)
+            print(json.dumps(row), flush=True)
+            acc = {k: 0.0 for k in acc} | {"n": 0}
+            counts[:] = 0
+    dec.eval()
+    export_decoder(torch, dec, zq[:1], args.out / cfg["dir"] / "decoder.onnx")
+    return time.time() - t0
 
 
 def index_counts(pack, grid, frames: list[np.ndarray]) -> np.ndarray:
@@ -564,6 +689,22 @@ def evaluate(pack, held: dict[str, list[np.ndarray]], kodak: list[np.ndarray], n
 # ---------------------------------------------------------------------------
 
 
+def colour_shares(text: str) -> dict[str, float]:
+    """``--colour-aug``: "0.5" (every variant) or "1/16=0.25,1/8=0.5" -> {variant: share}."""
+    try:
+        if "=" not in text:
+            shares = dict.fromkeys(VARIANTS, float(text))
+        else:
+            pairs = (item.split("=", 1) for item in text.split(","))
+            shares = {name.strip(): float(value) for name, value in pairs}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a share or VARIANT=SHARE list: {text!r}") from None
+    unknown = set(shares) - set(VARIANTS)
+    if unknown or not all(0 <= v <= 1 for v in shares.values()):
+        raise argparse.ArgumentTypeError(f"variants are {', '.join(VARIANTS)} and shares 0..1: {text!r}")
+    return shares
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--media", type=Path, default=ROOT.parent / "shared" / "media",
@@ -578,6 +719,9 @@ def main(argv=None) -> int:
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--colour-aug", type=colour_shares, default={}, metavar="SHARE|VARIANT=SHARE,..",
+                    help="share of training crops given a random channel order and saturation "
+                         "(0 = none, the default), for every variant or per variant: 1/16=0.25,1/8=0.5")
     ap.add_argument("--ssim-weight", type=float, default=SSIM_WEIGHT)
     ap.add_argument("--log", type=Path, default=None, help="loss-curve CSV (default OUT/train_log.csv)")
     ap.add_argument("--log-every", type=int, default=20)
@@ -585,6 +729,9 @@ def main(argv=None) -> int:
     ap.add_argument("--results", type=Path, default=None, help="evaluation JSON")
     ap.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--finetune-decoder", action="store_true",
+                    help="train only the decoders of the variants already in OUT, from their weights, on "
+                         "the maps of their frozen encoders and codebooks (maps and rates unchanged)")
     args = ap.parse_args(argv)
 
     torch, VQAE, ssim2 = build_torch()
@@ -616,10 +763,20 @@ def main(argv=None) -> int:
     log_rows: list[dict] = []
     meta = {}
     times = {}
+    earlier = json.loads((args.out / "manifest.json").read_text())["variants"] if args.finetune_decoder else {}
     for name in names:
         cfg = VARIANTS[name]
         rng = np.random.default_rng(args.seed)
-        sampler = CropSampler(videos, images, args.crop, rng)
+        sampler = CropSampler(videos, images, args.crop, rng, colour_share=args.colour_aug.get(name, 0.0))
+        if args.finetune_decoder:
+            secs = finetune_decoder(name, args, sampler, log_rows, torch, VQAE, ssim2)
+            times[name] = secs
+            meta[name] = {k: v for k, v in earlier[name].items()
+                          if k.startswith(("params_", "train_", "channels"))} | {
+                "train_decoder_finetune": {"steps": args.steps, "lr": args.lr, "batch": args.batch,
+                                           "crop": args.crop, "colour_aug": args.colour_aug.get(name, 0.0),
+                                           "seconds": round(secs, 1)}}
+            continue
         model, secs = train_variant(name, args, sampler, log_rows, torch, VQAE, ssim2)
         times[name] = secs
         # export with a placeholder prior, then count indices through the exported pack
@@ -627,14 +784,14 @@ def main(argv=None) -> int:
         meta[name] = {
             "params_encoder": count_params(model.encoder), "params_decoder": count_params(model.decoder),
             "channels": list(cfg["channels"]), "train_steps": args.steps, "train_batch": args.batch,
-            "train_crop": args.crop, "train_seconds": round(secs, 1),
+            "train_crop": args.crop, "train_colour_aug": args.colour_aug.get(name, 0.0), "train_seconds": round(secs, 1),
         }
 
     from m3cvc_codec.packs.lite import LitePack
 
     write_manifest(args.out, meta)
     pack = LitePack(weights_dir=args.out, verify=False)
-    for name in names:
+    for name in ([] if args.finetune_decoder else names):  # a fine-tuned decoder leaves the maps as they were
         cfg = VARIANTS[name]
         grid = next(g for g in pack.grids if g.name == name)
         prior = index_counts(pack, grid, train_frames)
