@@ -474,10 +474,15 @@ def render(rows: list[dict], clips: list[str], max_frames, meta: dict) -> str:
     cmds = sorted({r["command"] for r in rows})
     lines.append(f"Date: {DATE}. Command(s): " + "; ".join(f"`{c}`" for c in cmds))
     lines.append("")
+    loads = {}
+    for r in rows:
+        loads.setdefault(r["command"], r.get("load") or "not recorded")
     lines.append(
-        "Machine: the project's 2-core development machine, no GPU, **shared with a model-training job "
-        f"while this ran** (1-minute load average {meta.get('load', '?')} at start and end), so the fps columns are pessimistic and only "
-        "roughly comparable between codecs; encoders and decoders used their default thread counts."
+        "Machine: the project's 2-core development machine, no GPU. 1-minute load average at the start "
+        "and end of each run: " + "; ".join(f"`{c}` {loads[c]}" for c in cmds) + ". A load well above 2 "
+        "means another job (a model training) shared the CPU, so the fps columns are rough and only "
+        "roughly comparable between codecs; encoders and decoders used their default thread counts. "
+        "m3cvc's speed on a quiet machine: section \"Encode and decode speed\"."
     )
     lines.append("")
     clip_desc = ", ".join(f"`{CLIPS[c]}` ({frames.get(c, '?')} frames)" for c in clips)
@@ -605,6 +610,8 @@ def main(argv=None) -> int:
     ap.add_argument("--crf", action="append", default=[], metavar="CODEC=A,B,..",
                     help="override a traditional codec's CRF list, e.g. x265=51,45")
     ap.add_argument("--no-doc", action="store_true", help="print the section instead of writing docs/")
+    ap.add_argument("--render-only", action="store_true",
+                    help="run nothing: rewrite the section and plot from the stored results")
     ap.add_argument("--m3cvc-pack", default="lite")
     ap.add_argument("--m3cvc-grids", type=lambda s: s.split(","), default=["1/16", "1/8"])
     ap.add_argument("--m3cvc-modes", type=lambda s: s.split(","), default=["interpolation", "prediction"])
@@ -639,10 +646,12 @@ def main(argv=None) -> int:
         meta["m3cvc_skipped"] = skip_m3
 
     stored = load_results()
+    if args.render_only:
+        codecs = []
     new: list[dict] = []
     ceilings = []
     t_start = time.perf_counter()
-    for clip in clips:
+    for clip in ([] if args.render_only else clips):
         path = MEDIA / "videos" / CLIPS[clip]
         if not path.exists():
             raise SystemExit(f"{path} is missing (set M3CVC_MEDIA)")
@@ -679,6 +688,8 @@ def main(argv=None) -> int:
                           f"{p['ms_ssim']:.4f} [{time.perf_counter() - t_start:.0f} s]", file=sys.stderr)
 
     meta["load"] += f" / {os.getloadavg()[0]:.1f}"
+    for r in new:
+        r["load"] = meta["load"]
     # merge: new rows replace stored rows of the same codec/clip/max_frames
     ran = {(r["codec"], r["clip"], r["max_frames"]) for r in new}
     if "m3cvc" in codecs and not skip_m3:
