@@ -616,7 +616,7 @@ def main(argv=None) -> int:
     ap.add_argument("--m3cvc-grids", type=lambda s: s.split(","), default=["1/16", "1/8"])
     ap.add_argument("--m3cvc-modes", type=lambda s: s.split(","), default=["interpolation", "prediction"])
     ap.add_argument("--m3cvc-thresholds", type=_floats, default=[0.2, 0.35, 0.6], help="D_th values")
-    ap.add_argument("--m3cvc-intervals", type=_ints, default=[32, 16, 8, 4], help="fixed keyframe intervals")
+    ap.add_argument("--m3cvc-intervals", type=_ints, default=[32, 16, 8, 4, 2], help="fixed keyframe intervals")
     ap.add_argument("--m3cvc-targets", type=_floats, default=[], help="target_bpp values")
     ap.add_argument("--m3cvc-extra", action="append", default=[], metavar="KEY=VALUE",
                     help="another encode() keyword (VALUE parsed as JSON when it can be)")
