@@ -76,6 +76,13 @@ def first_frame(path: Path, w: int = 512, h: int = 320) -> np.ndarray:
     return vf.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
 
 
+def _trainer():
+    spec = importlib.util.spec_from_file_location("train_lite", TRAINER)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0**2 / mse))
@@ -269,13 +276,6 @@ def test_no_torch_in_inference():
 
 
 # -- the trainer ------------------------------------------------------------------------------
-
-
-def _trainer():
-    spec = importlib.util.spec_from_file_location("train_lite", TRAINER)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_recolour_moves_hue_and_keeps_grey():

@@ -430,10 +430,12 @@ def _strip_onnx(path: Path) -> None:
     onnx.save(m, str(path))
 
 
-def write_manifest(out: Path, meta: dict) -> dict:
+def write_manifest(out: Path, meta: dict, merge: bool = False) -> dict:
     """Write OUT/manifest.json for every variant folder in OUT.  ``meta`` holds the training
     settings of the variants trained in this run; a variant trained by an earlier run (one
-    ``--variants`` at a time into the same folder) keeps the settings its manifest entry had."""
+    ``--variants`` at a time into the same folder) keeps the settings its manifest entry had.
+    With ``merge`` (a fine-tuning run), ``meta`` adds to a variant's earlier settings instead of
+    replacing them."""
     try:
         earlier = json.loads((out / "manifest.json").read_text())["variants"]
     except (OSError, ValueError, KeyError):
@@ -444,10 +446,11 @@ def write_manifest(out: Path, meta: dict) -> dict:
         if not d.is_dir():
             continue
         files = {f"{cfg['dir']}/{f}": sha256_file(d / f) for f in WEIGHT_FILES}
+        kept = {k: v for k, v in earlier.get(name, {}).items() if k.startswith(("params_", "train_", "channels"))}
+        settings = kept | meta[name] if merge and name in meta else meta.get(name, kept)
         variants[name] = {"dir": cfg["dir"], "downsample": cfg["downsample"], "vocab_size": VOCAB,
                           "code_dim": CODE_DIM, "files": files, "weights_hash": variant_hash(files),
-                          **meta.get(name, {k: v for k, v in earlier.get(name, {}).items()
-                                            if k.startswith(("params_", "train_", "channels"))})}
+                          **settings}
     manifest = {
         "pack": "lite",
         "format": 1,
@@ -466,26 +469,59 @@ def count_params(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def cosine_lr(step: int, steps: int, peak: float) -> float:
+    """Linear warm-up over the first 10% of the steps (at most 100), then cosine decay to 5% of
+    the peak."""
+    warm = max(1, min(100, steps // 10))
+    if step < warm:
+        return peak * (step + 1) / warm
+    t = (step - warm) / max(1, steps - warm)
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+class LossLog:
+    """Averages the losses of the steps since the last row; a row also gets the codebook's use."""
+
+    KEYS = ("loss", "l1", "ssim", "commit", "mse")
+
+    def __init__(self, name: str, rows: list):
+        self.name, self.rows, self.t0 = name, rows, time.time()
+        self._reset()
+
+    def _reset(self):
+        self.sums, self.n = dict.fromkeys(self.KEYS, 0.0), 0
+
+    def add(self, **losses: float) -> None:
+        for k, v in losses.items():
+            self.sums[k] += v
+        self.n += 1
+
+    def row(self, step: int, lr: float, codes_used: int, perplexity: float, restarts: int) -> None:
+        mean = {k: v / self.n for k, v in self.sums.items()}
+        row = {"variant": self.name, "step": step, "elapsed_s": round(time.time() - self.t0, 1),
+               "lr": round(lr, 6), "loss": round(mean["loss"], 5), "l1": round(mean["l1"], 5),
+               "ssim": round(mean["ssim"], 5), "commit": round(mean["commit"], 6),
+               "psnr": round(-10 * math.log10(max(mean["mse"], 1e-10)), 3),
+               "codes_used": codes_used, "perplexity": round(perplexity, 1), "restarts": restarts}
+        self.rows.append(row)
+        print(json.dumps(row), flush=True)
+        self._reset()
+
+    def due(self, step: int, steps: int, every: int) -> bool:
+        return (step + 1) % every == 0 or step + 1 == steps
+
+
 def train_variant(name: str, args, sampler: CropSampler, log_rows: list, torch, VQAE, ssim2):
     cfg = VARIANTS[name]
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed + 1)
     model = VQAE(cfg["channels"])
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
-    warm = max(1, min(100, args.steps // 10))
-
-    def lr_at(step):
-        if step < warm:
-            return args.lr * (step + 1) / warm
-        t = (step - warm) / max(1, args.steps - warm)
-        return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
-
     model.train()
-    t0 = time.time()
-    acc = {"loss": 0.0, "l1": 0.0, "ssim": 0.0, "commit": 0.0, "mse": 0.0, "n": 0}
+    log = LossLog(name, log_rows)
     for step in range(args.steps):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+            g["lr"] = cosine_lr(step, args.steps, args.lr)
         x = torch.from_numpy(sampler.batch(args.batch))
         y, _idx, commit = model(x, gen, restart=(step % RESTART_EVERY == RESTART_EVERY - 1
                                                 and step < 0.9 * args.steps))
@@ -498,27 +534,14 @@ def train_variant(name: str, args, sampler: CropSampler, log_rows: list, torch, 
         opt.step()
         with torch.no_grad():
             mse = float(((y.clamp(0, 1) - x) ** 2).mean())
-        for k, v in (("loss", loss.item()), ("l1", l1.item()), ("ssim", s.item()),
-                     ("commit", commit.item()), ("mse", mse)):
-            acc[k] += v
-        acc["n"] += 1
-        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
-            n = acc["n"]
+        log.add(loss=loss.item(), l1=l1.item(), ssim=s.item(), commit=commit.item(), mse=mse)
+        if log.due(step, args.steps, args.log_every):
             cs = model.quant.cluster_size
             p = cs / cs.sum()
-            row = {"variant": name, "step": step + 1, "elapsed_s": round(time.time() - t0, 1),
-                   "lr": round(lr_at(step), 6),
-                   "loss": round(acc["loss"] / n, 5), "l1": round(acc["l1"] / n, 5),
-                   "ssim": round(acc["ssim"] / n, 5), "commit": round(acc["commit"] / n, 6),
-                   "psnr": round(-10 * math.log10(max(acc["mse"] / n, 1e-10)), 3),
-                   "codes_used": int((cs > 0.1 * cs.mean()).sum()),
-                   "perplexity": round(float(torch.exp(-(p * (p + 1e-12).log()).sum())), 1),
-                   "restarts": model.quant.restarts}
-            log_rows.append(row)
-            print(json.dumps(row), flush=True)
-            acc = {k: 0.0 for k in acc} | {"n": 0}
+            log.row(step + 1, cosine_lr(step, args.steps, args.lr), codes_used=int((cs > 0.1 * cs.mean()).sum()),
+                    perplexity=float(torch.exp(-(p * (p + 1e-12).log()).sum())), restarts=model.quant.restarts)
     model.eval()
-    return model, time.time() - t0
+    return model, time.time() - log.t0
 
 
 def finetune_decoder(name: str, args, sampler: CropSampler, log_rows: list, torch, VQAE, ssim2):
@@ -530,26 +553,17 @@ def finetune_decoder(name: str, args, sampler: CropSampler, log_rows: list, torc
     cfg = VARIANTS[name]
     pack = LitePack(weights_dir=args.out)  # verifies the files against the manifest
     grid = next(g for g in pack.grids if g.name == name)
-    code, _ = pack._get(grid, "codebook")
+    code = np.load(args.out / cfg["dir"] / "codebook.npy")
     torch.manual_seed(args.seed)
     dec = VQAE(cfg["channels"]).decoder
     load_onnx_weights(torch, dec, args.out / cfg["dir"] / "decoder.onnx")
     opt = torch.optim.AdamW(dec.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
-    warm = max(1, min(100, args.steps // 10))
-
-    def lr_at(step):
-        if step < warm:
-            return args.lr * (step + 1) / warm
-        t = (step - warm) / max(1, args.steps - warm)
-        return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
-
     dec.train()
-    t0 = time.time()
-    acc = {"loss": 0.0, "l1": 0.0, "ssim": 0.0, "mse": 0.0, "n": 0}
+    log = LossLog(name, log_rows)
     counts = np.zeros(VOCAB)
     for step in range(args.steps):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step)
+            g["lr"] = cosine_lr(step, args.steps, args.lr)
         xb = sampler.batch(args.batch)
         idx = np.stack([pack.encode_keyframe(np.ascontiguousarray(
             np.clip(np.rint(im.transpose(1, 2, 0) * 255), 0, 255).astype(np.uint8)), grid) for im in xb])
@@ -566,27 +580,15 @@ def finetune_decoder(name: str, args, sampler: CropSampler, log_rows: list, torc
         opt.step()
         with torch.no_grad():
             mse = float(((y.clamp(0, 1) - x) ** 2).mean())
-        for k, v in (("loss", loss.item()), ("l1", l1.item()), ("ssim", s.item()), ("mse", mse)):
-            acc[k] += v
-        acc["n"] += 1
-        if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
-            n = acc["n"]
-            p = counts / counts.sum()
-            row = {"variant": name, "step": step + 1, "elapsed_s": round(time.time() - t0, 1),
-                   "lr": round(lr_at(step), 6),
-                   "loss": round(acc["loss"] / n, 5), "l1": round(acc["l1"] / n, 5),
-                   "ssim": round(acc["ssim"] / n, 5), "commit": 0.0,
-                   "psnr": round(-10 * math.log10(max(acc["mse"] / n, 1e-10)), 3),
-                   "codes_used": int((counts > 0).sum()),
-                   "perplexity": round(float(np.exp(-(p[p > 0] * np.log(p[p > 0])).sum())), 1),
-                   "restarts": 0}
-            log_rows.append(row)
-            print(json.dumps(row), flush=True)
-            acc = {k: 0.0 for k in acc} | {"n": 0}
+        log.add(loss=loss.item(), l1=l1.item(), ssim=s.item(), mse=mse)
+        if log.due(step, args.steps, args.log_every):
+            p = counts[counts > 0] / counts.sum()
+            log.row(step + 1, cosine_lr(step, args.steps, args.lr), codes_used=int((counts > 0).sum()),
+                    perplexity=float(np.exp(-(p * np.log(p)).sum())), restarts=0)
             counts[:] = 0
     dec.eval()
     export_decoder(torch, dec, zq[:1], args.out / cfg["dir"] / "decoder.onnx")
-    return time.time() - t0
+    return time.time() - log.t0
 
 
 def index_counts(pack, grid, frames: list[np.ndarray]) -> np.ndarray:
@@ -763,7 +765,6 @@ def main(argv=None) -> int:
     log_rows: list[dict] = []
     meta = {}
     times = {}
-    earlier = json.loads((args.out / "manifest.json").read_text())["variants"] if args.finetune_decoder else {}
     for name in names:
         cfg = VARIANTS[name]
         rng = np.random.default_rng(args.seed)
@@ -771,11 +772,9 @@ def main(argv=None) -> int:
         if args.finetune_decoder:
             secs = finetune_decoder(name, args, sampler, log_rows, torch, VQAE, ssim2)
             times[name] = secs
-            meta[name] = {k: v for k, v in earlier[name].items()
-                          if k.startswith(("params_", "train_", "channels"))} | {
-                "train_decoder_finetune": {"steps": args.steps, "lr": args.lr, "batch": args.batch,
-                                           "crop": args.crop, "colour_aug": args.colour_aug.get(name, 0.0),
-                                           "seconds": round(secs, 1)}}
+            meta[name] = {"train_decoder_finetune": {
+                "steps": args.steps, "lr": args.lr, "batch": args.batch, "crop": args.crop,
+                "colour_aug": args.colour_aug.get(name, 0.0), "seconds": round(secs, 1)}}
             continue
         model, secs = train_variant(name, args, sampler, log_rows, torch, VQAE, ssim2)
         times[name] = secs
@@ -789,14 +788,14 @@ def main(argv=None) -> int:
 
     from m3cvc_codec.packs.lite import LitePack
 
-    write_manifest(args.out, meta)
+    write_manifest(args.out, meta, merge=args.finetune_decoder)
     pack = LitePack(weights_dir=args.out, verify=False)
     for name in ([] if args.finetune_decoder else names):  # a fine-tuned decoder leaves the maps as they were
         cfg = VARIANTS[name]
         grid = next(g for g in pack.grids if g.name == name)
         prior = index_counts(pack, grid, train_frames)
         np.save(args.out / cfg["dir"] / "prior.npy", prior.astype(np.int64))
-    manifest = write_manifest(args.out, meta)
+    manifest = write_manifest(args.out, meta, merge=args.finetune_decoder)
     total = sum((args.out / f).stat().st_size for v in manifest["variants"].values() for f in v["files"])
     print(f"weights: {total / 1e6:.2f} MB in {args.out}", flush=True)
 
