@@ -216,7 +216,7 @@ types:
         doc-ref: spec/m3v.md §10
       - id: version_minor
         type: u1
-        doc: 0 for this version; a higher one may append `extension` bytes
+        doc: 1 for this version (1.1); a higher one may append `extension` bytes
       - id: width
         type: leb128(9)
         doc: frame width in pixels, 1..65535
@@ -292,7 +292,7 @@ types:
       - id: extension
         size-eos: true
         doc: |
-          fields of later minor versions: empty in a 1.0 stream, ignored in a stream of
+          fields of later minor versions: empty in a stream of the reader's minor version or lower, ignored in a stream of
           a higher minor version
         doc-ref: spec/m3v.md §5.2, §10
 
@@ -470,3 +470,6 @@ enums:
     2:
       id: context
       doc: two-stage context-adaptive rANS on causal neighbours
+    3:
+      id: temporal
+      doc: CONTEXT after a COPY/NEW decision against the previous clip's map (since 1.1)

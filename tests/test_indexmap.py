@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from m3cvc_format.constants import MAX_GRID_SIDE, MAX_GRID_SYMBOLS, MAX_PRIOR_COUNT, MAX_VOCAB_SIZE, IndexMapCoder
-from m3cvc_format.errors import LimitError, PayloadError
+from m3cvc_format.errors import LimitError, MissingReferenceError, PayloadError
 from m3cvc_format.indexmap import decode_index_map, encode_index_map, index_map_code_length
 
 CODERS = list(IndexMapCoder)
@@ -51,9 +51,19 @@ def index_maps(draw, max_side: int = 12):
     return x, vocab, prior
 
 
+def reference_for(x, vocab, seed=0, changed=0.3):
+    """A reference map for TEMPORAL: ``x`` with a share of its cells set to random values."""
+    rng = np.random.default_rng(seed)
+    ref = np.asarray(x, dtype=np.int64).copy()
+    cells = rng.random(ref.shape) < changed
+    ref[cells] = rng.integers(0, vocab, size=int(cells.sum()))
+    return ref
+
+
 def roundtrip(x, vocab, coder, prior=None):
-    data = encode_index_map(x, vocab, coder, prior)
-    out = decode_index_map(data, x.shape[0], x.shape[1], vocab, coder, prior)
+    ref = reference_for(x, vocab)  # the other coders ignore it
+    data = encode_index_map(x, vocab, coder, prior, ref)
+    out = decode_index_map(data, x.shape[0], x.shape[1], vocab, coder, prior, ref)
     assert out.dtype == np.uint16 and out.shape == x.shape
     assert np.array_equal(out, x)
     return data
@@ -68,7 +78,7 @@ def test_roundtrip(coder, case):
     if vocab == 1:
         assert data == b""
     if coder is not IndexMapCoder.RAW and vocab > 1:
-        ideal = index_map_code_length(x, vocab, coder, prior)
+        ideal = index_map_code_length(x, vocab, coder, prior, reference_for(x, vocab))
         # rANS: at most the ideal length plus the final state (64 bits) and rounding.
         assert len(data) * 8 <= ideal + 64 + 32 + 1e-6 * ideal
 
@@ -120,13 +130,14 @@ def test_large_context():
        vocab=st.sampled_from([2, 3, 256, MAX_VOCAB_SIZE]), use_prior=st.booleans())
 def test_garbage_raises_only_payload_error(coder, data, h, w, vocab, use_prior):
     prior = list(range(vocab)) if use_prior else None
+    ref = np.arange(h * w).reshape(h, w) % vocab
     try:
-        out = decode_index_map(data, h, w, vocab, coder, prior)
+        out = decode_index_map(data, h, w, vocab, coder, prior, ref)
     except PayloadError:
         return
     assert out.shape == (h, w) and int(out.max()) < vocab
     # A payload that decodes is the canonical one: re-encoding gives it back.
-    assert encode_index_map(out, vocab, coder, prior) == data
+    assert encode_index_map(out, vocab, coder, prior, ref) == data
 
 
 @pytest.mark.parametrize("coder", CODERS)
@@ -134,12 +145,13 @@ def test_garbage_raises_only_payload_error(coder, data, h, w, vocab, use_prior):
 @given(case=index_maps(), cut=st.integers(1, 8), flip=st.integers(0, 10**6))
 def test_damaged_payloads(coder, case, cut, flip):
     x, vocab, prior = case
-    data = encode_index_map(x, vocab, coder, prior)
+    ref = reference_for(x, vocab, seed=flip)
+    data = encode_index_map(x, vocab, coder, prior, ref)
     if not data:
         return
     truncated = data[: max(0, len(data) - cut)]
     try:
-        out = decode_index_map(truncated, x.shape[0], x.shape[1], vocab, coder, prior)
+        out = decode_index_map(truncated, x.shape[0], x.shape[1], vocab, coder, prior, ref)
     except PayloadError:
         pass
     else:
@@ -152,7 +164,7 @@ def test_damaged_payloads(coder, case, cut, flip):
     b = bytearray(data)
     b[flip % len(b)] ^= 1 << (flip // len(b) % 8)
     try:
-        out = decode_index_map(bytes(b), x.shape[0], x.shape[1], vocab, coder, prior)
+        out = decode_index_map(bytes(b), x.shape[0], x.shape[1], vocab, coder, prior, ref)
     except PayloadError:
         return
     assert out.shape == x.shape and int(out.max()) < vocab
@@ -167,10 +179,11 @@ def test_truncated_payload_fails(coder):
     # that coder is a plain 8-bit packer, and any shorter byte string is the
     # valid code of some other map (the container's CRC catches truncation).
     prior = np.bincount(x.reshape(-1), minlength=256).tolist()
-    data = encode_index_map(x, 256, coder, prior)
+    ref = reference_for(x, 256, seed=5)
+    data = encode_index_map(x, 256, coder, prior, ref)
     for cut in range(1, 17):
         with pytest.raises(PayloadError):
-            decode_index_map(data[:-cut], 20, 32, 256, coder, prior)
+            decode_index_map(data[:-cut], 20, 32, 256, coder, prior, ref)
 
 
 def test_raw_wrong_length_and_padding():
@@ -225,12 +238,55 @@ def test_unknown_coder():
     with pytest.raises(ValueError):
         encode_index_map(np.zeros((1, 1), int), 4, 7)
     with pytest.raises(ValueError):
-        decode_index_map(b"", 1, 1, 4, 3)
+        decode_index_map(b"", 1, 1, 4, 4)
 
 
-def test_context_beats_static_on_structured_map():
-    rng = np.random.default_rng(3)
-    x = np.kron(rng.integers(0, 256, size=(10, 16)), np.ones((4, 4), dtype=np.int64))
-    ctx = len(encode_index_map(x, 256, IndexMapCoder.CONTEXT))
-    static = len(encode_index_map(x, 256, IndexMapCoder.STATIC))
-    assert ctx < static / 3
+def test_temporal_needs_a_reference_of_the_map_size():
+    x = np.arange(12).reshape(3, 4) % 5
+    for bad in (None, np.zeros((4, 3), int), np.full((3, 4), 5)):
+        with pytest.raises(MissingReferenceError):
+            encode_index_map(x, 5, IndexMapCoder.TEMPORAL, None, bad)
+        with pytest.raises(MissingReferenceError):
+            decode_index_map(b"", 3, 4, 5, IndexMapCoder.TEMPORAL, None, bad)
+    assert isinstance(MissingReferenceError("x"), ValueError)
+
+
+def test_temporal_copies_cost_almost_nothing():
+    """A map equal to its reference is the empty payload; a few changed cells cost a few bytes,
+    far below CONTEXT; a reference unrelated to the map costs little more than CONTEXT."""
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 256, size=(40, 64))
+    assert encode_index_map(x, 256, IndexMapCoder.TEMPORAL, None, x) == b""
+    assert np.array_equal(decode_index_map(b"", 40, 64, 256, IndexMapCoder.TEMPORAL, None, x), x)
+    y = x.copy()
+    y[rng.random(x.shape) < 0.05] = 7
+    temporal = len(encode_index_map(y, 256, IndexMapCoder.TEMPORAL, None, x))
+    context = len(encode_index_map(y, 256, IndexMapCoder.CONTEXT))
+    assert temporal < context / 4
+    unrelated = rng.integers(0, 256, size=x.shape)
+    assert len(encode_index_map(y, 256, IndexMapCoder.TEMPORAL, None, unrelated)) < context * 1.02
+
+
+def test_temporal_new_cell_decoding_its_reference_is_invalid():
+    """A NEW cell can never be its reference index: payloads built to say so are rejected."""
+    from m3cvc_format.ans import AnsEncoder, normalize
+    from m3cvc_format.indexmap import S0_INIT, _s2_base
+
+    ref = np.zeros((1, 1), dtype=np.int64)
+    # A one-cell map: stage 0 says NEW, then the start state gives rank 1 of the weights,
+    # in which the excluded reference index 0 comes last.
+    enc = AnsEncoder()
+    enc.push(1, normalize(list(S0_INIT)))
+    with pytest.raises(PayloadError, match="reference"):
+        decode_index_map(enc.finish(1), 1, 1, 2, IndexMapCoder.TEMPORAL, None, ref)
+    assert np.array_equal(decode_index_map(enc.finish(0), 1, 1, 2, IndexMapCoder.TEMPORAL, None, ref), [[1]])
+    # Stage 2 at the first of two cells: NEW, then the excluded value 0 (frequency 1).
+    ref = np.zeros((1, 2), dtype=np.int64)
+    c2 = _s2_base(None, 3)
+    c2[0] = 0
+    enc = AnsEncoder()
+    enc.push(1, normalize(list(S0_INIT)))
+    enc.push(0, normalize(c2))
+    enc.push(0, normalize(list(S0_INIT)))  # the last cell: COPY
+    with pytest.raises(PayloadError, match="excluded"):
+        decode_index_map(enc.finish(0), 1, 2, 3, IndexMapCoder.TEMPORAL, None, ref)

@@ -86,3 +86,19 @@ def test_stdin_and_no_traceback(stream_file):
     bad = subprocess.run(cmd, input=b"\x00garbage" * 10, capture_output=True, env=env)
     assert bad.returncode == 1 and b"Traceback" not in bad.stderr
     assert len(bad.stderr.decode().strip().splitlines()) == 1
+
+
+def test_dependent_clips_are_named_and_verified(capsys):
+    vector = ROOT / "spec" / "vectors" / "temporal.m3v"
+    assert info.main([str(vector), "--clips", "--verify"]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("clip  first"):].splitlines()[1:]
+    coders = [line.split()[7] for line in table if line.split()[:1] and line.split()[0].isdigit()]
+    assert coders == ["context", "temporal", "temporal", "context", "temporal", "temporal", "context"]
+    assert info.main([str(vector), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [c["index_map_coder"] for c in doc["clips"]] == coders
+    damaged = ROOT / "spec" / "vectors" / "temporal-damaged.m3v"
+    assert info.main([str(damaged), "--verify"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "at byte" in err

@@ -319,12 +319,12 @@ def _clips(rng, header: m.Header, count: int, *, max_words=12, seeds=(None,), co
 
 
 def _newer_minor(data: bytes, extension: bytes) -> bytes:
-    """``data`` as a version 1.1 writer might have written it: HEAD with extension bytes."""
+    """``data`` as a writer of the next minor version might have written it: HEAD with extension bytes."""
     reader = m.Reader(data)
     raw = data[8:reader.header_end]
     length, pos = read_leb128(raw, 1, 4)
     payload = raw[pos:pos + length]
-    return data[:8] + frame_chunk(m.ChunkType.HEAD, bytes([1, 1]) + payload[2:] + extension) + data[reader.header_end:]
+    return data[:8] + frame_chunk(m.ChunkType.HEAD, bytes([1, m.VERSION_MINOR + 1]) + payload[2:] + extension) + data[reader.header_end:]
 
 
 def _made_streams():

@@ -80,10 +80,64 @@ def test_stream_with_other_weights_is_refused(clip, tmp_path, capsys):
     m3cvc_codec.encode(clip, out, size=(176, 144))
     with m.Reader(out) as r:
         header = dataclasses.replace(r.header, pack_hash=bytes(32 * [7]))
-        clips = [rec.decode(r.header) for rec in r]
+        clips = list(r.decoded_clips())
     forged = tmp_path / "forged.m3v"
     m.write(forged, header, clips)
     assert cli_decode.main([str(forged), "-o", str(tmp_path / "x.y4m")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "weights" in err
     assert not (tmp_path / "x.y4m").exists()
+
+
+@pytest.fixture(scope="module")
+def still_camera(tmp_path_factory) -> Path:
+    """Three seconds of the juggling clip (static camera): consecutive keyframes share most
+    of their index maps, so TEMPORAL pays off."""
+    import av
+
+    source = need_media("videos", "sam2_05_default_juggle.mp4")
+    out = tmp_path_factory.mktemp("juggle") / "juggle.mkv"
+    with av.open(str(source)) as src, av.open(str(out), "w") as dst:
+        stream = dst.add_stream("ffv1", rate=24)
+        for i, frame in enumerate(src.decode(video=0)):
+            if i == 72:
+                break
+            if i == 0:
+                stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
+            frame.pts = None
+            for packet in stream.encode(frame.reformat(format="yuv420p")):
+                dst.mux(packet)
+        for packet in stream.encode():
+            dst.mux(packet)
+    return out
+
+
+def test_dependent_maps_shrink_the_stream_and_decode_the_same(still_camera, tmp_path):
+    """--refresh (default 8) codes keyframe maps against the previous keyframe's: fewer bytes,
+    the same decoded video, sequentially and by random access into a dependent clip."""
+    plain, temporal = tmp_path / "plain.m3v", tmp_path / "temporal.m3v"
+    m3cvc_codec.encode(still_camera, plain, interval=2, refresh=0)
+    report = m3cvc_codec.encode(still_camera, temporal, interval=2)
+    with m.Reader(plain) as r:
+        assert not any(rec.dependent for rec in r)
+    with m.Reader(temporal) as r:
+        dependent = [rec.dependent for rec in r]
+    assert report.dependent_clips == sum(dependent) >= len(dependent) // 2
+    assert max(len(run) for run in "".join("d" if d else "." for d in dependent).split(".")) <= 7
+    assert temporal.stat().st_size < 0.75 * plain.stat().st_size
+    assert info.main([str(temporal), "--verify"]) == 0
+    for path in (plain, temporal):
+        assert cli_decode.main([str(path), "-o", str(tmp_path / f"{path.stem}.y4m"), "--quiet"]) == 0
+    assert (tmp_path / "plain.y4m").read_bytes() == (tmp_path / "temporal.y4m").read_bytes()
+    # random access: a range that starts inside a dependent clip
+    k = dependent.index(True, 3)
+    with m.Reader(temporal) as r:
+        first = r.index[k].first_frame
+    ranged = tmp_path / "ranged.y4m"
+    assert cli_decode.main([str(temporal), "-o", str(ranged), "--frames", f"{first}:{first + 3}", "--quiet"]) == 0
+    with m.open(temporal) as c:
+        c.seek(first, stream=c.streams.video[0])
+        seeked = next(c.decode(video=0)).to_ndarray()
+    with m.open(plain) as c:
+        c.seek(first, stream=c.streams.video[0])
+        assert np.array_equal(seeked, next(c.decode(video=0)).to_ndarray())

@@ -219,3 +219,47 @@ def test_errors_subclass_value_error():
                  "UnknownChunkError", "PayloadError", "UnsupportedVersionError", "MissingIndexError"):
         cls = getattr(m, name)
         assert issubclass(cls, m.M3VError) and issubclass(cls, ValueError)
+
+
+def _temporal_stream(count=9, refresh=4):
+    header = make_header()
+    rng = np.random.default_rng(11)
+    clips = make_clips(header, count)
+    for prev, clip in zip(clips, clips[1:]):
+        cells = rng.random(prev.index_map.shape) < 0.1
+        clip.index_map = np.where(cells, rng.integers(0, header.vocab_size, cells.shape), prev.index_map)
+    buf = io.BytesIO()
+    m.write(buf, header, clips, refresh=refresh)
+    return buf.getvalue(), clips
+
+
+def test_random_access_decodes_the_dependent_chain():
+    data, clips = _temporal_stream()
+    r = m.Reader(data)
+    assert [r.clip(k).dependent for k in range(9)] == [False, True, True, True] * 2 + [False]
+    for k in range(9):  # each with a fresh cache: the chain is walked back every time
+        assert np.array_equal(r.decode_clip(k).index_map, clips[k].index_map)
+    maps = {}
+    r.decode_clip(6, maps)
+    assert sorted(maps) == [4, 5, 6]  # back to the independent clip 4, no further
+    with pytest.raises(m.MissingReferenceError):
+        r.clip(2).decode(r.header)  # without its reference
+
+
+def test_damaged_clip_takes_its_dependants_until_the_next_independent_clip():
+    data, clips = _temporal_stream()
+    r = m.Reader(data)
+    c2 = r.clip(2)
+    damaged = bytearray(data)
+    damaged[c2.offset + c2.size // 2] ^= 0x04
+    damaged = bytes(damaged)
+    r = m.Reader(damaged, on_damage="skip")
+    assert [c.index for c in r.decoded_clips()] == [0, 1, 4, 5, 6, 7, 8]
+    assert [type(d.error) for d in r.damage] == [m.ChecksumError, m.MissingReferenceError]
+    r = m.Reader(damaged)
+    with pytest.raises(m.MissingReferenceError) as info:
+        r.decode_clip(3)
+    assert info.value.offset is not None
+    assert np.array_equal(r.decode_clip(5).index_map, clips[5].index_map)
+    with pytest.raises(m.ChecksumError):
+        list(m.Reader(damaged).decoded_clips())

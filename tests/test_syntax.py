@@ -153,8 +153,8 @@ def test_clip_rejects_reserved_flag_only_in_own_version():
         fields=dict(clip_index=0, first_frame=0, frame_count=1, flags=0x80, seed=None),
         sub_chunks=[dict(tag=len(body) << 4 | 2, body=body)]))
     with pytest.raises(m.MalformedError):
-        chunks.parse_clip(payload, 0, 0, minor=0)
-    assert chunks.parse_clip(payload, 0, 0, minor=1).flags == 0x80
+        chunks.parse_clip(payload, 0, 0, minor=m.VERSION_MINOR)
+    assert chunks.parse_clip(payload, 0, 0, minor=m.VERSION_MINOR + 1).flags == 0x80
 
 
 def test_clip_rejects_unknown_critical_sub_chunk():

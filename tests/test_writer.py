@@ -99,3 +99,74 @@ def test_ancillary_chunks_need_the_ancillary_bit():
     with pytest.raises(m.MalformedError):
         w.write_ancillary(0x10, b"critical")
     w.write_ancillary(0x90, b"fine")
+
+
+def _drifting_clips(header, count, changed=0.1, seed=3):
+    """Clips whose maps change a little from one to the next (what TEMPORAL is for)."""
+    rng = np.random.default_rng(seed)
+    clips = make_clips(header, count)
+    for prev, clip in zip(clips, clips[1:]):
+        cells = rng.random(prev.index_map.shape) < changed
+        clip.index_map = np.where(cells, rng.integers(0, header.vocab_size, cells.shape), prev.index_map)
+    return clips
+
+
+def _coders(data):
+    return [rec.index_map.coder for rec in m.Reader(data).clips()]
+
+
+def _write(header, clips, **options):
+    buf = io.BytesIO()
+    with m.Writer(buf, header, **options) as w:
+        for clip in clips:
+            w.write_clip(clip)
+    return buf.getvalue(), w
+
+
+@pytest.mark.parametrize("refresh", [1, 2, 4, 8])
+def test_refresh_bounds_the_dependent_chain(refresh):
+    header = make_header()
+    clips = _drifting_clips(header, 12)
+    data, w = _write(header, clips, refresh=refresh)
+    coders = _coders(data)
+    assert coders[0] == m.IndexMapCoder.CONTEXT
+    chain = longest = 0
+    for c in coders:
+        chain = chain + 1 if c == m.IndexMapCoder.TEMPORAL else 0
+        longest = max(longest, chain)
+    assert longest == refresh - 1  # these maps always favour TEMPORAL, so the limit is reached
+    assert w.dependent_clips == coders.count(m.IndexMapCoder.TEMPORAL)
+    plain, _ = _write(header, clips)
+    assert (len(data) < len(plain)) == (refresh > 1)
+    decoded = [c.index_map for c in m.Reader(data).decoded_clips()]
+    assert all(np.array_equal(a, c.index_map) for a, c in zip(decoded, clips))
+
+
+def test_temporal_only_where_it_is_shorter():
+    header = make_header()
+    rng = np.random.default_rng(4)
+    clips = make_clips(header, 6)
+    for clip in clips:  # unrelated maps: the reference does not help
+        clip.index_map = rng.integers(0, header.vocab_size, clip.index_map.shape)
+    clips[3].index_map = clips[2].index_map.copy()  # except here: a repeated map
+    data, _ = _write(header, clips, refresh=8)
+    coders = _coders(data)
+    assert coders[3] == m.IndexMapCoder.TEMPORAL
+    assert m.IndexMapCoder.CONTEXT in coders[1:3]
+
+
+def test_temporal_needs_a_previous_clip():
+    header = make_header()
+    clips = make_clips(header, 2)
+    clips[0].index_map_coder = m.IndexMapCoder.TEMPORAL
+    with pytest.raises(m.MalformedError):
+        _write(header, clips)
+    with pytest.raises(ValueError):
+        m.Writer(io.BytesIO(), header, index_map_coder=m.IndexMapCoder.TEMPORAL)
+    for bad in (-1, 1.5):
+        with pytest.raises(ValueError):
+            m.Writer(io.BytesIO(), header, refresh=bad)
+    clips = make_clips(header, 2)
+    clips[1].index_map_coder = m.IndexMapCoder.TEMPORAL  # explicit: allowed from clip 1 on
+    data, _ = _write(header, clips)
+    assert _coders(data)[1] == m.IndexMapCoder.TEMPORAL

@@ -95,8 +95,10 @@ def expected_valid(data: bytes, notes: str) -> dict:
     reader = m.Reader(data, on_damage="skip")
     h = reader.header
     clips = []
+    previous = None  # the last clip's decoded map: the reference of a dependent clip
     for record in reader.clips():
-        clip = record.decode(h)
+        clip = record.decode(h, previous if record.dependent else None)
+        previous = clip.index_map
         clips.append({
             "index": clip.index,
             "offset": record.offset,
@@ -163,6 +165,10 @@ def expected_invalid(data: bytes, notes: str) -> dict:
         readable = [c.index for c in reader.clips()]
     except m.M3VError:
         readable = []
+    try:
+        decodable = [c.index for c in m.Reader(data, on_damage="skip").decoded_clips()]
+    except m.M3VError:
+        decodable = []
     return {
         "valid": False,
         "notes": notes,
@@ -171,6 +177,7 @@ def expected_invalid(data: bytes, notes: str) -> dict:
         "offset": error.offset,
         "message": error.message,
         "readable_clips": readable,
+        "decodable_clips": decodable,
     }
 
 
@@ -246,10 +253,10 @@ def build_vectors() -> dict[str, tuple[bytes, dict]]:
           "an unknown ancillary chunk (0xF0) after clip 0 and ancillary sub-chunks (kinds 8, 15) in clip 1: readers skip them")
 
     # A stream of a later minor version: HEAD has extension bytes, clip 0 a flag bit
-    # this version reserves. A 1.0 reader must accept it and ignore both.
+    # this version reserves. A reader of this version must accept it and ignore both.
     h = m.Header(width=64, height=64, fps=8, grid_h=4, grid_w=4, vocab_size=8, text_codec=m.TextCodec.UTF8)
     older = stream_bytes(h, make_clips(rng, h, 2), index=False)
-    newer = bytearray(with_head(older, lambda p: bytes([1, 1]) + p[2:] + b"\x2a\x00future"))
+    newer = bytearray(with_head(older, lambda p: bytes([1, m.VERSION_MINOR + 1]) + p[2:] + b"\x2a\x00future"))
     clip0 = m.Reader(bytes(newer)).clip(0)
     # clip 0's fields start after its type and length: clip_index, first_frame and
     # frame_count take one byte each here, then comes flags.
@@ -257,7 +264,28 @@ def build_vectors() -> dict[str, tuple[bytes, dict]]:
     newer[payload_start + 3] |= 0x80
     set_crc(newer, clip0.offset, clip0.size)
     valid("newer-minor", bytes(newer),
-          "version 1.1: HEAD carries 8 extension bytes and clip 0 sets reserved flag bit 7; a 1.0 reader ignores both")
+          f"version 1.{m.VERSION_MINOR + 1}: HEAD carries 8 extension bytes and clip 0 sets reserved flag bit 7; "
+          f"a 1.{m.VERSION_MINOR} reader ignores both")
+
+    # Dependent clips (TEMPORAL, since 1.1): maps that change a little from clip to clip,
+    # written with an independent map at least every 3 clips.
+    h = m.Header(width=192, height=128, fps=8, grid_h=8, grid_w=12, vocab_size=64, text_codec=m.TextCodec.UTF8,
+                 prior=prior_for(64))
+    clips = make_clips(rng, h, 7)
+    for prev, clip in zip(clips, clips[1:]):
+        changed = rng.random(prev.index_map.shape) < 0.2
+        clip.index_map = np.where(changed, rng.integers(0, 64, prev.index_map.shape), prev.index_map)
+    clips[5].index_map = clips[4].index_map.copy()  # an unchanged map: an empty TEMPORAL payload
+    buf = io.BytesIO()
+    with m.Writer(buf, h, refresh=3) as w:
+        for clip in clips:
+            w.write_clip(clip)
+    temporal = buf.getvalue()
+    coders = [rec.index_map.coder for rec in m.Reader(temporal).clips()]
+    assert coders == [2, 3, 3, 2, 3, 3, 2], coders
+    valid("temporal", temporal,
+          "seven clips, maps coded CONTEXT, TEMPORAL, TEMPORAL, CONTEXT, TEMPORAL, TEMPORAL (empty payload: the "
+          "map repeats clip 4's), CONTEXT: each TEMPORAL map decodes against the previous clip's")
 
     # ---- invalid and damaged streams
     base = vectors["clips-modes"][0]
@@ -282,6 +310,15 @@ def build_vectors() -> dict[str, tuple[bytes, dict]]:
     length = nonminimal[off + 1]
     patched = minimal[:off] + bytes([0x02, length | 0x80, 0x00]) + minimal[off + 2:]
     invalid("non-minimal-length", patched, "clip 0's chunk_length written as two bytes (80|n, 00): not minimal")
+    r = m.Reader(temporal)
+    c1 = r.clip(1)
+    damaged = bytearray(temporal)
+    damaged[c1.offset + c1.size // 2] ^= 0x10
+    invalid("temporal-damaged", bytes(damaged),
+            "a bit flipped in clip 1 (TEMPORAL): clip 2, coded against clip 1, cannot be decoded either; "
+            "clips 3-6 decode (clip 3 is independent)")
+    invalid("temporal-in-1.0", with_head(temporal, lambda p: bytes([1, 0]) + p[2:]),
+            "version 1.0 stream whose clip 1 uses coder 3, which 1.0 does not register")
     return vectors
 
 

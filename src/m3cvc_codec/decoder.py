@@ -85,10 +85,13 @@ def decode(input_m3v, output, *, frames=None, codec: str | None = None, chroma: 
         k_first, k_last = reader.clip_at_frame(a), reader.clip_at_frame(b - 1)
         keyframes: dict[int, np.ndarray] = {}
         records: dict[int, object] = {}
+        maps: dict[int, np.ndarray] = {}  # decoded index maps: references of dependent clips
 
         def clip(k):
             if k not in records:
-                records[k] = reader.clip(k).decode(header)
+                records[k] = reader.decode_clip(k, maps)
+                for old in [j for j in maps if j < k - 1]:
+                    del maps[old]
             return records[k]
 
         def keyframe(k):

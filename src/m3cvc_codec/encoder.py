@@ -63,6 +63,8 @@ class EncodeReport:
     target_met: bool | None = None
     text_bytes: int = 0
     vq_bytes: int = 0
+    #: Clips whose index map is coded against the previous clip's (TEMPORAL).
+    dependent_clips: int = 0
 
     @property
     def duration_s(self) -> float:
@@ -181,6 +183,7 @@ def encode(
     size=(512, 320),
     fps=8,
     fit: str = "crop",
+    refresh: int = 8,
     progress: bool = False,
 ) -> EncodeReport:
     """Code the video file ``input`` into the `.m3v` stream ``output`` (a path, written
@@ -188,12 +191,18 @@ def encode(
 
     ``texts``: None (no descriptions), a sidecar JSON path (docs/sidecar.md), its parsed
     mapping, or a DescriptionProvider.  ``target_bpp`` / ``target_kbps`` choose the
-    threshold D_th by bisection (composite strategy only; ``threshold`` is then ignored).
+    threshold D_th by bisection (composite strategy only; ``threshold`` is then ignored); the
+    rate model behind it counts every map as independent, so with ``refresh`` the stream can
+    come out smaller than the target.  ``refresh`` N > 1 lets a keyframe's index map be coded
+    against the previous keyframe's (TEMPORAL, spec/m3v.md §6.5) where that is smaller, with
+    an independent map at least every N clips; 0 or 1 keeps every map independent.
     Raises CodecError (bad input or options), PackError (pack missing), M3VError, OSError."""
     import m3cvc_format as m
 
     if fit not in ("crop", "pad"):
         raise CodecError(f"fit {fit!r} is not 'crop' or 'pad'")
+    if isinstance(refresh, bool) or not isinstance(refresh, int) or refresh < 0:
+        raise CodecError(f"refresh {refresh!r} must be a whole number of clips, 0 or more")
     rate = _rate(fps)
     want_mode = _mode(mode)
     params = KeyframeParams(lambda1=float(lambda1), lambda2=float(lambda2), threshold=float(threshold),
@@ -243,7 +252,7 @@ def encode(
     settings = {
         "pack": pk.pack_id, "grid": spec.name, "mode": want_mode.name.lower(), "size": [width, height],
         "fps": str(rate), "fit": fit, **params.metadata(), "target_bpp": target_bpp, "target_kbps": target_kbps,
-        "encoder": ENCODER_NAME,
+        "encoder": ENCODER_NAME, "refresh": refresh,
     }
     stream_seed = int.from_bytes(hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).digest()[:8], "little")
 
@@ -296,7 +305,7 @@ def encode(
     frames_iter: Iterable[np.ndarray] = cached if cached is not None else read_frames(input, (width, height), rate, fit)
     starts = {first: k for k, (first, _) in enumerate(clips)}
     bar = _Progress(progress, len(clips), "coding", unit="clip")
-    with m.Writer(output, header) as writer:
+    with m.Writer(output, header, refresh=refresh) as writer:
         k = -1
         clip_frames: list[np.ndarray] = []
         seen = 0
@@ -331,4 +340,5 @@ def encode(
         output=str(output), width=width, height=height, fps=rate, frames=n_frames, clips=list(clips),
         modes=[md.name.lower() for md in modes], bytes=total, threshold=threshold_used,
         strategy=params.strategy, target_met=target_met, text_bytes=writer.text_bytes, vq_bytes=writer.vq_bytes,
+        dependent_clips=writer.dependent_clips,
     )

@@ -74,6 +74,7 @@ _EXPORTS = {
     "UnknownChunkError": "errors",
     "PayloadError": "errors",
     "MissingIndexError": "errors",
+    "MissingReferenceError": "errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -109,20 +109,52 @@ class AnsEncoder:
     def finish(self, start_state: int = 0) -> bytes:
         """Code everything pushed, starting from ``start_state`` (< 2**32; see
         :func:`rank_order`: a payload's final symbol can ride in the start state)."""
-        import constriction
-
         if not 0 <= start_state < 1 << 32:
             raise ValueError("start state must fit one word")
-        initial = np.asarray([start_state] if start_state else [], dtype=np.uint32)
-        coder = constriction.stream.stack.AnsCoder(initial)
-        for symbols, freqs in reversed(self._segments):
-            if freqs.ndim == 1:
-                coder.encode_reverse(symbols, _constriction_model(freqs))
-            else:
-                family = constriction.stream.model.Categorical(perfect=False)
-                coder.encode_reverse(symbols, family, freqs.astype(np.float64) - 1.0)
-        words = np.asarray(coder.get_compressed(), dtype="<u4")
-        return words.tobytes().rstrip(b"\x00")
+        n_symbols = sum(len(s) for s, _ in self._segments)
+        if len(self._segments) * 4 > n_symbols:
+            # Many short segments (a TEMPORAL map alternates its stages symbol by symbol):
+            # constriction's per-call cost dominates, so run the spec's integer steps here.
+            return _encode_python(self._segments, start_state)
+        return _encode_constriction(self._segments, start_state)
+
+
+def _encode_constriction(segments, start_state: int) -> bytes:
+    import constriction
+
+    initial = np.asarray([start_state] if start_state else [], dtype=np.uint32)
+    coder = constriction.stream.stack.AnsCoder(initial)
+    for symbols, freqs in reversed(segments):
+        if freqs.ndim == 1:
+            coder.encode_reverse(symbols, _constriction_model(freqs))
+        else:
+            family = constriction.stream.model.Categorical(perfect=False)
+            coder.encode_reverse(symbols, family, freqs.astype(np.float64) - 1.0)
+    words = np.asarray(coder.get_compressed(), dtype="<u4")
+    return words.tobytes().rstrip(b"\x00")
+
+
+def _encode_python(segments, start_state: int) -> bytes:
+    """The encoder of spec/entropy-coding.md ("Encoding"), step by step on Python integers;
+    the same payload as constriction's (checked in tests/test_ans.py)."""
+    cums, freqs = [], []
+    for symbols, table in segments:
+        table = table if table.ndim == 2 else np.broadcast_to(table, (len(symbols), table.shape[0]))
+        rows = np.arange(len(symbols))
+        cum = np.cumsum(table, axis=1) - table
+        cums.append(cum[rows, symbols])
+        freqs.append(table[rows, symbols])
+    state, out = start_state, []
+    mask = (1 << 32) - 1
+    for cum, f in zip(reversed(np.concatenate(cums).tolist()), reversed(np.concatenate(freqs).tolist())):
+        if (state >> (64 - ANS_PRECISION)) >= f:
+            out.append(state & mask)
+            state >>= 32
+        state = ((state // f) << ANS_PRECISION) | (cum + state % f)
+    while state:
+        out.append(state & mask)
+        state >>= 32
+    return np.asarray(out, dtype="<u4").tobytes().rstrip(b"\x00")
 
 
 class AnsDecoder:

@@ -161,8 +161,9 @@ def _sub_chunk(kind: int, body: bytes) -> bytes:
     return syntax.encode_leb128(len(body) << SUBCHUNK_KIND_BITS | kind) + body
 
 
-def build_clip(clip: Clip, header: Header, coder: IndexMapCoder) -> tuple[bytes, int, int]:
-    """CLIP payload for ``clip``; also returns its text and index-map body sizes."""
+def build_clip(clip: Clip, header: Header, coder: IndexMapCoder, reference=None) -> tuple[bytes, int, int]:
+    """CLIP payload for ``clip``; also returns its text and index-map body sizes.  TEMPORAL
+    needs ``reference``, the index map of the previous clip."""
     from .indexmap import encode_index_map
     from .textcodec import encode_text
 
@@ -195,7 +196,9 @@ def build_clip(clip: Clip, header: Header, coder: IndexMapCoder) -> tuple[bytes,
         raise MalformedError(
             f"clip {clip.index} index map is {index_map.shape}, the header's grid is {header.grid_h}x{header.grid_w}"
         )
-    coded = encode_index_map(index_map, header.vocab_size, coder, header.prior or None)
+    if coder == IndexMapCoder.TEMPORAL and clip.index == 0:
+        raise MalformedError("clip 0 cannot use the TEMPORAL coder: there is no previous clip")
+    coded = encode_index_map(index_map, header.vocab_size, coder, header.prior or None, reference)
     body = bytes([int(coder)]) + syntax.encode_leb128(header.grid_h) + syntax.encode_leb128(header.grid_w) + coded
     parts.append(_sub_chunk(SubChunkKind.INDEX_MAP, body))
     for kind, anc_body in clip.ancillary:
@@ -280,6 +283,12 @@ def parse_clip(payload: bytes, offset: int, size: int, minor: int = VERSION_MINO
                 grid_w, p = read(body, p)
             except (IndexError, ValueError):
                 raise MalformedError(f"index map of clip {clip_index} has a malformed header", offset) from None
+            if coder == IndexMapCoder.TEMPORAL and (clip_index == 0 or minor < 1):
+                raise MalformedError(
+                    f"clip {clip_index} uses the TEMPORAL coder, which "
+                    + ("clip 0 cannot use (it has no previous clip)" if clip_index == 0 else "version 1.0 does not define"),
+                    offset,
+                )
             index_map = IndexMapPayload(coder, grid_h, grid_w, bytes(body[p:]))
             index_map_size = length
         else:

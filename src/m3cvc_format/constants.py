@@ -10,7 +10,7 @@ from enum import IntEnum
 SIGNATURE = b"\x8bM3V\r\n\x1a\n"
 
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+VERSION_MINOR = 1
 
 
 class ChunkType(IntEnum):
@@ -58,6 +58,7 @@ class IndexMapCoder(IntEnum):
     RAW = 0
     STATIC = 1
     CONTEXT = 2
+    TEMPORAL = 3
 
 
 # Clip flags byte.

@@ -19,6 +19,7 @@ __all__ = [
     "UnknownChunkError",
     "PayloadError",
     "MissingIndexError",
+    "MissingReferenceError",
 ]
 
 
@@ -71,3 +72,8 @@ class PayloadError(M3VError):
 
 class MissingIndexError(M3VError):
     """Random access was asked of a stream that cannot be searched (a pipe)."""
+
+
+class MissingReferenceError(M3VError):
+    """A TEMPORAL index map cannot be decoded: the previous clip's map it is coded against was
+    not given, or was lost to damage."""

@@ -34,7 +34,7 @@ from typing import Any, BinaryIO, Iterator
 
 from .constants import SIGNATURE, TAIL_SIZE, ChunkType, Mode
 from .crc import crc32c
-from .errors import ChecksumError, M3VError, MalformedError, MissingIndexError, SignatureError, TruncatedError
+from .errors import ChecksumError, M3VError, MalformedError, MissingIndexError, MissingReferenceError, SignatureError, TruncatedError
 
 __all__ = [
     "FrameSource",
@@ -492,11 +492,27 @@ class FrameSource:
         if value is not None:
             self._clips.move_to_end(k)
             return value
-        value = (record if record is not None else self.record(k)).decode(self.header)
+        record = record if record is not None else self.record(k)
+        reference = None
+        if record.dependent:  # its map is coded against clip k-1's: walk back, then decode forward
+            chain = [k - 1]
+            while chain[-1] - 1 >= 0 and chain[-1] not in self._clips and self._dependent(chain[-1]):
+                chain.append(chain[-1] - 1)
+            for j in reversed(chain):
+                self.clip(j)  # an independent clip, or one whose reference is now cached
+            reference = self._clips[k - 1].index_map
+        value = record.decode(self.header, reference)
         self._clips[k] = value
         while len(self._clips) > self._clip_limit:
             self._clips.popitem(last=False)
         return value
+
+    def _dependent(self, k: int) -> bool:
+        """Whether clip ``k`` is dependent; MissingReferenceError when it cannot be read."""
+        try:
+            return self.record(k).dependent
+        except (IndexError, KeyError, M3VError) as exc:
+            raise MissingReferenceError(f"clip {k + 1} is coded against clip {k}, which cannot be read: {exc}") from None
 
     def _check(self, frame, what: str):
         import numpy as np

@@ -29,7 +29,7 @@ from .constants import (
     MAX_VOCAB_SIZE,
     IndexMapCoder,
 )
-from .errors import LimitError, M3VError, PayloadError
+from .errors import LimitError, M3VError, MissingReferenceError, PayloadError
 
 __all__ = [
     "encode_index_map",
@@ -57,6 +57,16 @@ S2_WEIGHT = 4096
 S2_INC = 8
 #: Added once to the stage-2 count of each distinct value found at the NEAR_OFFSETS.
 S2_NEAR = 256
+#: TEMPORAL stage 0: COPY (the index equals the reference map's at the same position) or NEW.
+COPY, NEW = 0, 1
+#: Initial stage-0 counts (COPY, NEW) of every stage-0 context.
+S0_INIT = (2, 1)
+#: Added to the coded stage-0 symbol's count.
+S0_INC = 16
+#: When a stage-0 context's count sum exceeds this, both counts c become (c + 1) >> 1.
+S0_LIMIT = 1024
+#: Stage-0 contexts: 0..4 = how many of the existing neighbours W, N, NW, NE copied.
+N_S0_CONTEXTS = 5
 #: (dy, dx) of the second ring of causal neighbours: WW, NN, NWW, NEE, NNW, NNE.
 NEAR_OFFSETS = ((0, -2), (-2, 0), (-1, -2), (-1, 2), (-2, -1), (-2, 1))
 
@@ -198,20 +208,27 @@ for _k, _s in enumerate(_SLOTS_OF):
 _CTX_LUT = np.asarray(_CTX_OF, dtype=np.int64)
 
 
-def _last_cell_weights(c2: np.ndarray, near: list[int], cands: list[int], table1) -> np.ndarray:
+def _last_cell_weights(c2: np.ndarray, near: list[int], cands: list[int], table1,
+                       exclude: int = -1) -> np.ndarray:
     """Combined weight of each value of the last cell: f1[rank] * 2**24 for the candidate of
-    that rank, f1[ESCAPE] * f2[v] for any other value (f2: the stage-2 table there)."""
+    that rank, f1[ESCAPE] * f2[v] for any other value (f2: the stage-2 table there).
+    ``exclude`` (TEMPORAL: the reference index of a NEW cell) gets weight 0."""
     t = np.array(c2, dtype=np.int64)
     for v in set(v for v in near if v >= 0):
         t[v] += S2_NEAR
     for v in cands:
         t[v] = 0
+    if exclude >= 0:
+        t[exclude] = 0
     f2 = normalize(t)
-    if table1 is None:  # a one-cell map: no candidates, stage 2 alone
-        return f2
-    weights = int(table1[ESCAPE]) * f2
-    for k, v in enumerate(cands):
-        weights[v] = int(table1[k]) * TOTAL
+    if table1 is None:  # no candidates: stage 2 alone
+        weights = f2
+    else:
+        weights = int(table1[ESCAPE]) * f2
+        for k, v in enumerate(cands):
+            weights[v] = int(table1[k]) * TOTAL
+    if exclude >= 0:
+        weights[exclude] = 0
     return weights
 
 
@@ -219,16 +236,26 @@ def _rank_of(weights: np.ndarray, value: int) -> int:
     return int(np.flatnonzero(rank_order(weights) == value)[0])
 
 
-class _ContextPlan:
-    """Every symbol of a CONTEXT payload with its table, in decoding order.
+def _stage0_contexts(copied: np.ndarray) -> np.ndarray:
+    """TEMPORAL stage-0 context of every position: copied existing neighbours W, N, NW, NE."""
+    c = copied.astype(np.int64)
+    return sum((_shifted(c, dy, dx) == 1).astype(np.int64) for dy, dx in NEIGHBOURS).reshape(-1)
 
-    Stage-1 symbols (positions with candidates) and stage-2 symbols (escapes)
-    are kept apart; ``pos1``/``esc`` are their raster positions.
+
+class _ContextPlan:
+    """Every symbol of a CONTEXT or TEMPORAL payload with its table, in decoding order.
+
+    With a reference map (TEMPORAL) each position first codes stage 0, COPY or NEW; only NEW
+    positions go on to stages 1 and 2, with the reference index excluded there.  Stage-0,
+    stage-1 and stage-2 symbols are kept apart; ``pos0``/``pos1``/``esc`` are their raster
+    positions.
     """
 
-    def __init__(self, x: np.ndarray, vocab_size: int, prior: np.ndarray | None):
+    def __init__(self, x: np.ndarray, vocab_size: int, prior: np.ndarray | None,
+                 ref: np.ndarray | None = None):
         h, w = x.shape
         flat = x.reshape(-1)
+        n = len(flat)
         nb = np.stack([_shifted(x, dy, dx) for dy, dx in NEIGHBOURS], axis=-1).reshape(-1, 4)
         valid = nb >= 0
         key = np.zeros(len(nb), dtype=np.int64)
@@ -243,19 +270,48 @@ class _ContextPlan:
         match = cand == flat[:, None]
         s1 = np.where(match.any(axis=1), np.argmax(match, axis=1), ESCAPE)
 
-        # Stage 1: adaptive counts per context, updated in raster order.
-        pos1 = np.flatnonzero(ncand > 0)
+        # Stage 0 (TEMPORAL): COPY/NEW with adaptive counts per copied-neighbour context.
+        self.ref = None if ref is None else ref.reshape(-1)
+        if self.ref is None:
+            active = np.ones(n, dtype=bool)
+            excl = np.full(n, -1, dtype=np.int64)
+            self.pos0 = np.zeros(0, dtype=np.int64)
+            self.s0 = np.zeros(0, dtype=np.int64)
+            self.tables0 = np.zeros((0, 2), dtype=np.int64)
+        else:
+            copied = flat == self.ref
+            active = ~copied
+            excl = self.ref
+            ctx0 = _stage0_contexts(copied.reshape(h, w))
+            self.pos0 = np.arange(n)
+            self.s0 = np.where(copied, COPY, NEW)
+            self.tables0 = np.empty((n, 2), dtype=np.int64)
+            counts0 = [list(S0_INIT) for _ in range(N_S0_CONTEXTS)]
+            for i, (c, s) in enumerate(zip(ctx0.tolist(), self.s0.tolist())):
+                cnt = counts0[c]
+                self.tables0[i] = _small_normalize(cnt)
+                cnt[s] += S0_INC
+                if cnt[0] + cnt[1] > S0_LIMIT:
+                    counts0[c] = [(v + 1) >> 1 for v in cnt]
+
+        # Stage 1: adaptive counts per context, updated in raster order; a candidate equal to
+        # the excluded reference index gets count 0.
+        pos1 = np.flatnonzero((ncand > 0) & active)
         tables1 = np.empty((len(pos1), 5), dtype=np.int64)
         counts = [list(S1_INIT) for _ in range(N_CONTEXTS)]
-        for i, (c, m, s) in enumerate(zip(ctx[pos1].tolist(), ncand[pos1].tolist(), s1[pos1].tolist())):
+        for i, (c, m, s, cd, e) in enumerate(zip(ctx[pos1].tolist(), ncand[pos1].tolist(), s1[pos1].tolist(),
+                                                   cand[pos1].tolist(), excl[pos1].tolist())):
             cnt = counts[c]
-            tables1[i] = _small_normalize(_stage1_row(cnt, m, vocab_size))
+            row = _stage1_row(cnt, m, vocab_size)
+            if e >= 0 and e in cd[:m]:
+                row[cd.index(e)] = 0
+            tables1[i] = _small_normalize(row)
             cnt[s] += S1_INC
             if sum(cnt) > S1_LIMIT:
                 counts[c] = [(v + 1) >> 1 for v in cnt]
 
-        # Stage 2: every escape (and the first position, which has no candidates).
-        esc = np.flatnonzero(s1 == ESCAPE)
+        # Stage 2: every escape (and a first position without candidates).
+        esc = np.flatnonzero((s1 == ESCAPE) & active)
         near = np.stack([_shifted(x, dy, dx) for dy, dx in NEAR_OFFSETS], axis=-1).reshape(-1, len(NEAR_OFFSETS))
         base = _s2_base(prior, vocab_size)
         self.chunks2: list[np.ndarray] = []
@@ -274,27 +330,30 @@ class _ContextPlan:
                 ok = v >= 0
                 boost[rows[ok], v[ok]] = True
             c2 += S2_NEAR * boost
-            for j in range(4):
-                v = cand[e, j]
+            for v in [cand[e, j] for j in range(4)] + [excl[e]]:
                 ok = v >= 0
                 c2[rows[ok], v[ok]] = 0
             self.chunks2.append(_normalize_rows(c2))
         self.flat, self.pos1, self.s1, self.tables1, self.esc = flat, pos1, s1, tables1, esc
-        last = len(flat) - 1
+        last = n - 1
         self._last = dict(
             m=int(ncand[last]), cand=cand[last].tolist(), near=near[last].tolist(),
             table1=tables1[-1] if len(pos1) and pos1[-1] == last else None,
-            base=base,
+            base=base, copied=not active[last], exclude=int(excl[last]),
         )
 
-    def last_weights(self) -> np.ndarray:
-        """Weights of every value of the last cell, whose rank is the payload's start state."""
+    def start_state(self) -> int:
+        """The payload's start state: the last cell's rank in its weights (0 for a COPY)."""
         d = self._last
+        if d["copied"]:
+            return 0
         c2 = d["base"] + S2_INC * np.bincount(self.flat[:-1], minlength=len(d["base"]))
-        return _last_cell_weights(c2, d["near"], d["cand"][: d["m"]], d["table1"])
+        weights = _last_cell_weights(c2, d["near"], d["cand"][: d["m"]], d["table1"], d["exclude"])
+        return _rank_of(weights, int(self.flat[-1]))
 
     def code_length(self) -> float:
-        bits = ideal_bits(self.s1[self.pos1], self.tables1) if len(self.pos1) else 0.0
+        bits = ideal_bits(self.s0, self.tables0) if len(self.pos0) else 0.0
+        bits += ideal_bits(self.s1[self.pos1], self.tables1) if len(self.pos1) else 0.0
         lo = 0
         for t in self.chunks2:
             bits += ideal_bits(self.flat[self.esc[lo : lo + len(t)]], t)
@@ -302,25 +361,31 @@ class _ContextPlan:
         return bits
 
     def push(self, enc: AnsEncoder) -> None:
-        """Push the symbols in decoding order: per position stage 1, then stage 2 if it escapes."""
+        """Push the symbols in decoding order: per position stage 0, stage 1, then stage 2.
+
+        The last cell's stage-1 and stage-2 symbols travel as the start state instead."""
         last = len(self.flat) - 1
-        keep1 = self.pos1 < last  # the last cell travels as the start state
-        keep2 = self.esc < last
-        pos1, esc = self.pos1[keep1], self.esc[keep2]
-        tables1 = self.tables1[keep1]
-        tables2 = np.concatenate(self.chunks2)[keep2] if self.chunks2 else None
-        sym1 = self.s1[pos1]
-        sym2 = self.flat[esc]
-        # Stage-1 rows up to and including each escape position.
-        ends = np.searchsorted(pos1, esc, side="right").tolist()
-        start = 0
-        for j, end in enumerate(ends):
-            if end > start:
-                enc.push_many(sym1[start:end], tables1[start:end])
-                start = end
-            enc.push_many(sym2[j : j + 1], tables2[j : j + 1])
-        if start < len(pos1):
-            enc.push_many(sym1[start:], tables1[start:])
+        tables2 = np.concatenate(self.chunks2) if self.chunks2 else np.zeros((0, 2), np.int64)
+        stages = (
+            (self.pos0, self.s0, self.tables0),
+            (self.pos1, self.s1[self.pos1], self.tables1),
+            (self.esc, self.flat[self.esc], tables2),
+        )
+        keys, which, local = [], [], []
+        for st, (pos, _, _) in enumerate(stages):
+            keep = np.flatnonzero(pos < last) if st else np.arange(len(pos))
+            keys.append(pos[keep] * 3 + st)
+            which.append(np.full(len(keep), st))
+            local.append(keep)
+        keys, which, local = np.concatenate(keys), np.concatenate(which), np.concatenate(local)
+        order = np.argsort(keys, kind="stable")
+        which, local = which[order], local[order]
+        cuts = np.flatnonzero(np.diff(which)) + 1
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(which)]):
+            if hi > lo:
+                _, sym, tab = stages[which[lo]]
+                idx = local[lo:hi]
+                enc.push_many(sym[idx], tab[idx])
 
 
 # ---------------------------------------------------------------------------
@@ -348,14 +413,32 @@ def _prepare(indices, vocab_size: int, coder, prior):
     return _coder(coder), _check_indices(x, vocab_size), p
 
 
+def _reference(coder: IndexMapCoder, reference, grid_h: int, grid_w: int, vocab_size: int) -> np.ndarray | None:
+    """The reference map TEMPORAL needs (int64), None for the other coders (which ignore it)."""
+    if coder is not IndexMapCoder.TEMPORAL:
+        return None
+    if reference is None:
+        raise MissingReferenceError("a TEMPORAL index map needs the previous clip's index map as its reference")
+    r = np.asarray(reference)
+    if r.shape != (grid_h, grid_w):
+        raise MissingReferenceError(f"reference map is {r.shape}, the index map is {(grid_h, grid_w)}")
+    try:
+        return _check_indices(r, vocab_size)
+    except ValueError as exc:
+        raise MissingReferenceError(f"reference map: {exc}") from None
+
+
 def encode_index_map(
     indices: np.ndarray,
     vocab_size: int,
     coder: IndexMapCoder | int,
     prior: Sequence[int] | None = None,
+    reference: np.ndarray | None = None,
 ) -> bytes:
-    """Code a 2-D index map; the grid size travels outside the payload."""
+    """Code a 2-D index map; the grid size travels outside the payload.  TEMPORAL needs
+    ``reference``, the previous clip's map (same shape); the other coders ignore it."""
     coder, x, p = _prepare(indices, vocab_size, coder, prior)
+    ref = _reference(coder, reference, *x.shape, vocab_size)
     if vocab_size == 1:
         return b""
     if coder is IndexMapCoder.RAW:
@@ -369,9 +452,9 @@ def encode_index_map(
         table = _static_table(p, vocab_size)
         enc.push_many(flat[:-1], table)
         return enc.finish(_rank_of(table, int(flat[-1])))
-    plan = _ContextPlan(x, vocab_size, p)
+    plan = _ContextPlan(x, vocab_size, p, ref)
     plan.push(enc)
-    return enc.finish(_rank_of(plan.last_weights(), int(flat[-1])))
+    return enc.finish(plan.start_state())
 
 
 def index_map_code_length(
@@ -379,16 +462,18 @@ def index_map_code_length(
     vocab_size: int,
     coder: IndexMapCoder | int,
     prior: Sequence[int] | None = None,
+    reference: np.ndarray | None = None,
 ) -> float:
     """Ideal code length in bits of ``indices`` under ``coder``'s own model."""
     coder, x, p = _prepare(indices, vocab_size, coder, prior)
+    ref = _reference(coder, reference, *x.shape, vocab_size)
     if vocab_size == 1:
         return 0.0
     if coder is IndexMapCoder.RAW:
         return float(x.size * (vocab_size - 1).bit_length())
     if coder is IndexMapCoder.STATIC:
         return ideal_bits(x.reshape(-1), _static_table(p, vocab_size))
-    return _ContextPlan(x, vocab_size, p).code_length()
+    return _ContextPlan(x, vocab_size, p, ref).code_length()
 
 
 def decode_index_map(
@@ -398,10 +483,13 @@ def decode_index_map(
     vocab_size: int,
     coder: IndexMapCoder | int,
     prior: Sequence[int] | None = None,
+    reference: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Decode a payload to a ``(grid_h, grid_w)`` uint16 array; PayloadError if it is invalid."""
+    """Decode a payload to a ``(grid_h, grid_w)`` uint16 array; PayloadError if it is invalid.
+    TEMPORAL needs ``reference`` (MissingReferenceError without it); other coders ignore it."""
     coder = _coder(coder)
     p = check_index_map_params(grid_h, grid_w, vocab_size, prior)
+    ref = _reference(coder, reference, grid_h, grid_w, vocab_size)
     data = bytes(data)
     n = grid_h * grid_w
     if vocab_size == 1:
@@ -417,7 +505,8 @@ def decode_index_map(
             flat = np.append(dec.pop_many(n - 1, table),
                              rank_order(table)[dec.finish_state(vocab_size)])
         else:
-            flat = _decode_context(dec, grid_h, grid_w, vocab_size, p)
+            flat = _decode_context(dec, grid_h, grid_w, vocab_size, p,
+                                   None if ref is None else ref.reshape(-1).tolist())
     except M3VError as exc:
         if isinstance(exc, PayloadError):
             raise
@@ -443,19 +532,45 @@ def _decode_raw(data: bytes, grid_h: int, grid_w: int, vocab_size: int) -> np.nd
     return vals.astype(np.uint16).reshape(grid_h, grid_w)
 
 
-def _decode_context(dec: AnsDecoder, h: int, w: int, vocab_size: int, prior) -> list[int]:
+def _decode_context(dec: AnsDecoder, h: int, w: int, vocab_size: int, prior,
+                    ref: list[int] | None = None) -> list[int]:
+    """CONTEXT, or TEMPORAL when ``ref`` (the reference map, flat) is given."""
     out = [0] * (h * w)
+    copied = [False] * (h * w)
     counts = [list(S1_INIT) for _ in range(N_CONTEXTS)]
+    counts0 = [list(S0_INIT) for _ in range(N_S0_CONTEXTS)]
     c2 = _s2_base(prior, vocab_size)  # live stage-2 counts: base + S2_INC * occurrences
     c2_sum = int(c2.sum())
     ctx_of, slots_of = _CTX_OF, _SLOTS_OF
     scale2 = TOTAL - vocab_size
     pop = dec.pop
     near_offsets = [(dy * w + dx, dy, dx) for dy, dx in NEAR_OFFSETS]
+    last = h * w - 1
     for y in range(h):
         row = y * w
         for xx in range(w):
             i = row + xx
+            excl = -1
+            if ref is not None:  # stage 0: COPY or NEW
+                t = 0
+                if xx:
+                    t += copied[i - 1]
+                if y:
+                    t += copied[i - w] + (copied[i - w - 1] if xx else 0) + (copied[i - w + 1] if xx + 1 < w else 0)
+                cnt0 = counts0[t]
+                s0 = pop(_small_normalize(cnt0))
+                cnt0[s0] += S0_INC
+                if cnt0[0] + cnt0[1] > S0_LIMIT:
+                    counts0[t] = [(v + 1) >> 1 for v in cnt0]
+                excl = ref[i]
+                if s0 == COPY:
+                    out[i] = excl
+                    copied[i] = True
+                    c2[excl] += S2_INC
+                    c2_sum += S2_INC
+                    if i == last:
+                        dec.finish_state(1)
+                    continue
             # Neighbours W, N, NW, NE (-1 = missing).
             w_ = out[i - 1] if xx else -1
             if y:
@@ -474,21 +589,30 @@ def _decode_context(dec: AnsDecoder, h: int, w: int, vocab_size: int, prior) -> 
                 key |= (nw_ == ne_) << 9
             slots = slots_of[key]
             m = len(slots)
-            if i == h * w - 1:  # the last cell: its rank is the state the coder ends in
-                table1 = _small_normalize(_stage1_row(counts[ctx_of[key]], m, vocab_size)) if m else None
+            cands = [nb[k] for k in slots]
+            row1 = _stage1_row(counts[ctx_of[key]], m, vocab_size) if m else None
+            if row1 is not None and excl in cands:
+                row1[cands.index(excl)] = 0
+            if i == last:  # the last cell: its rank is the state the coder ends in
+                table1 = _small_normalize(row1) if m else None
                 near = [out[i + off] for off, dy, dx in near_offsets if y + dy >= 0 and 0 <= xx + dx < w]
-                weights = _last_cell_weights(c2, near, [nb[k] for k in slots], table1)
-                out[i] = int(rank_order(weights)[dec.finish_state(vocab_size)])
+                weights = _last_cell_weights(c2, near, cands, table1, excl)
+                v = int(rank_order(weights)[dec.finish_state(vocab_size)])
+                if v == excl:
+                    raise PayloadError("TEMPORAL: a NEW cell decoded its reference index")
+                out[i] = v
                 break
             if m:
                 c = ctx_of[key]
                 cnt = counts[c]
-                s = pop(_small_normalize(_stage1_row(cnt, m, vocab_size)))
+                s = pop(_small_normalize(row1))
                 cnt[s] += S1_INC
                 if sum(cnt) > S1_LIMIT:
                     counts[c] = [(v + 1) >> 1 for v in cnt]
                 if s < m:
-                    v = nb[slots[s]]
+                    v = cands[s]
+                    if v == excl:
+                        raise PayloadError("TEMPORAL: a NEW cell decoded its reference index")
                     out[i] = v
                     c2[v] += S2_INC
                     c2_sum += S2_INC
@@ -506,8 +630,7 @@ def _decode_context(dec: AnsDecoder, h: int, w: int, vocab_size: int, prior) -> 
                         boosted.add(v)
                         t[v] += S2_NEAR
                         tot += S2_NEAR
-            cands = [nb[k] for k in slots]
-            for v in cands:
+            for v in set(cands) | ({excl} if excl >= 0 else set()):
                 tot -= int(t[v])
                 t[v] = 0
             if tot == 0:
@@ -516,8 +639,8 @@ def _decode_context(dec: AnsDecoder, h: int, w: int, vocab_size: int, prior) -> 
             f = 1 + (t * scale2) // tot
             f[int(np.argmax(t))] += TOTAL - int(f.sum())
             v = pop(f)
-            if v in cands:
-                raise PayloadError("CONTEXT stage 2 decoded an excluded candidate")
+            if v in cands or v == excl:
+                raise PayloadError("CONTEXT stage 2 decoded an excluded value")
             out[i] = v
             c2[v] += S2_INC
             c2_sum += S2_INC

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .constants import Mode, TextCodec
+from .constants import IndexMapCoder, Mode, TextCodec
 from .errors import M3VError, MalformedError
 from .model import ClipRecord, Header
 
@@ -101,6 +101,7 @@ def _clip_dict(clip: ClipRecord, header: Header, texts: bool) -> dict[str, Any]:
         "bytes": clip.size,
         "text_bytes": clip.text_bytes,
         "vq_bytes": clip.vq_bytes,
+        "index_map_coder": _coder_name(clip),
         "seed": clip.seed,
     }
     if texts:
@@ -173,10 +174,10 @@ def format_summary(summary: StreamSummary, name: str) -> str:
 
 
 def format_clips(summary: StreamSummary) -> str:
-    rows = ["clip  first  frames  mode           bytes   text     VQ  seed"]
+    rows = ["clip  first  frames  mode           bytes   text     VQ  map       seed"]
     for c in summary.clips:
         rows.append(
-            f"{c.index:>4}  {c.first_frame:>5}  {c.frame_count:>6}  {c.mode.name.lower():<13} {c.size:>6} {c.text_bytes:>6} {c.vq_bytes:>6}  {'' if c.seed is None else c.seed}"
+            f"{c.index:>4}  {c.first_frame:>5}  {c.frame_count:>6}  {c.mode.name.lower():<13} {c.size:>6} {c.text_bytes:>6} {c.vq_bytes:>6}  {_coder_name(c):<8}  {'' if c.seed is None else c.seed}"
         )
     return "\n".join(rows)
 
@@ -194,13 +195,25 @@ def format_texts(summary: StreamSummary) -> str:
     return "\n".join(out)
 
 
+def _coder_name(record) -> str:
+    """The index-map coder's name, lower case (TEMPORAL: coded against the previous clip)."""
+    coder = record.index_map.coder if record.index_map is not None else None
+    try:
+        return IndexMapCoder(coder).name.lower()
+    except ValueError:
+        return f"coder {coder}"
+
+
 def verify(summary: StreamSummary) -> None:
     """Decode every payload; raise the first problem as an M3VError."""
+    previous = None  # (clip index, decoded index map): a dependent clip's reference
     for clip in summary.clips:
+        reference = previous[1] if previous is not None and previous[0] == clip.index - 1 else None
         try:
-            clip.decode(summary.header)
+            decoded = clip.decode(summary.header, reference)
         except M3VError as err:
             raise type(err)(f"clip {clip.index}: {err.message}", clip.offset) from None
+        previous = (clip.index, decoded.index_map)
     h = summary.header
     if summary.terminated and h.frame_count and h.frame_count != summary.frames:
         raise MalformedError(f"header declares {h.frame_count} frames, the clips hold {summary.frames}")

@@ -29,7 +29,7 @@ from .constants import (
     Mode,
     TextCodec,
 )
-from .errors import LimitError, MalformedError
+from .errors import LimitError, MalformedError, MissingReferenceError
 
 __all__ = ["Header", "Clip", "ClipRecord", "IndexMapPayload", "IndexEntry", "decode_seed"]
 
@@ -237,13 +237,26 @@ class ClipRecord:
     def end_frame(self) -> int:
         return self.first_frame + self.frame_count
 
-    def decode(self, header: Header) -> Clip:
-        """Decode texts and index map with the stream's codecs (raises PayloadError)."""
+    @property
+    def dependent(self) -> bool:
+        """Whether the index map is coded against the previous clip's (TEMPORAL, spec §6.5)."""
+        return self.index_map is not None and self.index_map.coder == IndexMapCoder.TEMPORAL
+
+    def decode(self, header: Header, reference=None) -> Clip:
+        """Decode texts and index map with the stream's codecs (raises PayloadError).
+
+        A dependent clip needs ``reference``, the decoded index map of clip ``index - 1``
+        (MissingReferenceError without it); :meth:`Reader.decode_clip` finds it."""
         from .indexmap import decode_index_map
         from .textcodec import decode_text
 
         index_map = None
         if self.index_map is not None:
+            if self.dependent and reference is None:
+                raise MissingReferenceError(
+                    f"clip {self.index} is coded against clip {self.index - 1}'s index map, which is not available",
+                    self.offset,
+                )
             index_map = decode_index_map(
                 self.index_map.data,
                 self.index_map.grid_h,
@@ -251,6 +264,7 @@ class ClipRecord:
                 header.vocab_size,
                 IndexMapCoder(self.index_map.coder),
                 header.prior or None,
+                reference,
             )
         return Clip(
             index=self.index,

@@ -28,11 +28,12 @@ from .errors import (
     M3VError,
     MalformedError,
     MissingIndexError,
+    MissingReferenceError,
     SignatureError,
     TruncatedError,
     UnknownChunkError,
 )
-from .model import ClipRecord, Header, IndexEntry
+from .model import Clip, ClipRecord, Header, IndexEntry
 from .syntax import read_leb128
 
 __all__ = ["Reader", "Damage", "RawChunk"]
@@ -420,6 +421,59 @@ class Reader:
         if record.index != k or record.first_frame != entry.first_frame:
             raise MalformedError(f"index entry {k} disagrees with the clip it points at", entry.offset)
         return record
+
+    def decode_clip(self, k: int, maps: dict | None = None) -> Clip:
+        """Clip ``k`` by random access with texts and index map decoded.
+
+        A dependent clip (TEMPORAL, spec §6.5) needs the previous clip's map, so the maps back
+        to the nearest independent clip are decoded first (entropy decoding only).  ``maps``
+        (clip index -> decoded index map) is consulted for them and receives every map decoded
+        here; pass the same dict to consecutive calls to decode each map once.  A missing or
+        damaged clip in the chain gives MissingReferenceError."""
+        maps = {} if maps is None else maps
+        chain = [self.clip(k)]
+        while chain[-1].dependent and chain[-1].index - 1 not in maps:
+            j = chain[-1].index - 1
+            try:
+                chain.append(self.clip(j))
+            except (IndexError, M3VError) as exc:
+                raise MissingReferenceError(
+                    f"clip {j + 1} is coded against clip {j}'s index map, which cannot be read: {exc}",
+                    chain[-1].offset,
+                ) from None
+        clip = None
+        for record in reversed(chain):
+            try:
+                clip = record.decode(self.header, maps.get(record.index - 1))
+            except M3VError as exc:
+                if record.index == k:
+                    raise exc.at(record.offset)
+                raise MissingReferenceError(
+                    f"clip {k} depends on clip {record.index}, which does not decode: {exc}", record.offset
+                ) from None
+            maps[record.index] = clip.index_map
+        return clip
+
+    def decoded_clips(self, on_damage: str | None = None) -> Iterator[Clip]:
+        """Clips in file order with texts and index maps decoded, each dependent map against
+        the one before it (works on pipes).  With ``on_damage="skip"`` a clip that does not
+        decode (its payload, or a dependent clip whose predecessor is missing) is recorded in
+        :attr:`damage` and skipped."""
+        on_damage = on_damage or self.on_damage
+        previous: tuple[int, object] | None = None
+        for record in self.clips(on_damage):
+            reference = previous[1] if previous is not None and previous[0] == record.index - 1 else None
+            try:
+                clip = record.decode(self.header, reference)
+            except M3VError as exc:
+                exc = exc.at(record.offset)
+                if on_damage == "raise":
+                    raise exc from None
+                self.damage.append(Damage(record.offset, exc))
+                previous = None
+                continue
+            previous = (record.index, clip.index_map)
+            yield clip
 
     def chunk_bytes(self, record: ClipRecord) -> bytes:
         """The whole CLIP chunk of ``record`` as stored (type, length, payload, CRC); on a

@@ -12,6 +12,8 @@ import os
 import sys
 from typing import BinaryIO
 
+import numpy as np
+
 from .atomic import AtomicFile
 from .chunks import build_clip, build_head, build_index, build_tail, frame_chunk
 from .constants import ANCILLARY_CHUNK_BIT, SIGNATURE, ChunkType, IndexMapCoder
@@ -27,6 +29,12 @@ class Writer:
     Clips must come in order: indices 0, 1, 2, ... and frames contiguous from 0.
     Use as a context manager; leaving the block with an exception discards a
     path's temporary file instead of publishing it.
+
+    ``refresh`` > 0 lets the writer code a clip's index map with TEMPORAL, against the
+    previous clip's map, when that is shorter than ``index_map_coder``; at least every
+    ``refresh`` clips a map stays independent (spec/m3v.md §6.5), which bounds what a seek
+    decodes and what a damaged clip takes with it.  0 (the default) keeps every map
+    independent.  A clip's own ``index_map_coder`` overrides both.
     """
 
     def __init__(
@@ -36,10 +44,19 @@ class Writer:
         *,
         index: bool = True,
         index_map_coder: IndexMapCoder = IndexMapCoder.CONTEXT,
+        refresh: int = 0,
     ) -> None:
         self.header = header
         self.write_index = index
         self.index_map_coder = IndexMapCoder(index_map_coder)
+        if self.index_map_coder is IndexMapCoder.TEMPORAL:
+            raise ValueError("the writer's default coder must be independent; use refresh for TEMPORAL")
+        if not isinstance(refresh, int) or refresh < 0:
+            raise ValueError(f"refresh {refresh!r} must be a non-negative integer")
+        self.refresh = refresh
+        self.dependent_clips = 0
+        self._previous_map = None
+        self._chain = 0  # dependent clips since the last independent one
         self.entries: list[IndexEntry] = []
         self.text_bytes = 0
         self.vq_bytes = 0
@@ -74,8 +91,20 @@ class Writer:
             raise MalformedError(
                 f"clip {clip.index} starts at frame {clip.first_frame}; the previous clip ended at {self.frames_written}"
             )
-        coder = clip.index_map_coder if clip.index_map_coder is not None else self.index_map_coder
-        payload, text_bytes, vq_bytes = build_clip(clip, self.header, IndexMapCoder(coder))
+        coder = IndexMapCoder(clip.index_map_coder if clip.index_map_coder is not None else self.index_map_coder)
+        reference = self._previous_map
+        if coder is IndexMapCoder.TEMPORAL and reference is None:
+            raise MalformedError(f"clip {clip.index} cannot use the TEMPORAL coder: no previous clip was written")
+        payload, text_bytes, vq_bytes = build_clip(clip, self.header, coder, reference)
+        if (clip.index_map_coder is None and self.refresh and reference is not None
+                and self._chain + 1 < self.refresh):
+            temporal = build_clip(clip, self.header, IndexMapCoder.TEMPORAL, reference)
+            if len(temporal[0]) < len(payload):
+                payload, text_bytes, vq_bytes = temporal
+                coder = IndexMapCoder.TEMPORAL
+        self._chain = self._chain + 1 if coder is IndexMapCoder.TEMPORAL else 0
+        self.dependent_clips += coder is IndexMapCoder.TEMPORAL
+        self._previous_map = np.asarray(clip.index_map)
         entry = IndexEntry(clip.index, self.bytes_written, clip.first_frame, clip.frame_count)
         self._emit(frame_chunk(ChunkType.CLIP, payload))
         self.entries.append(entry)

@@ -60,6 +60,12 @@ class LimitError(MalformedError):
     """tc §3 rule 4, ec "Limits", m3v §11."""
 
 
+class MissingReferenceError(M3VError):
+    """m3v §6.5, §12: a dependent (TEMPORAL) clip's reference map, the decoded map of the clip
+    whose clip_index is one less, is unavailable. Not a kind of MalformedError: the clip itself
+    may be intact."""
+
+
 # ---------------------------------------------------------------------------------------------
 # LEB128 (m3v §1.2) and CRC-32C (m3v §1.3)
 # ---------------------------------------------------------------------------------------------
@@ -201,7 +207,7 @@ def rank_order(weights):
 # Index maps (ec "Index maps")
 # ---------------------------------------------------------------------------------------------
 
-RAW, STATIC, CONTEXT = 0, 1, 2
+RAW, STATIC, CONTEXT, TEMPORAL = 0, 1, 2, 3
 
 
 def _check_index_map_limits(grid_h, grid_w, vocab_size, prior):
@@ -218,15 +224,24 @@ def _check_index_map_limits(grid_h, grid_w, vocab_size, prior):
             raise LimitError("prior count out of range")
 
 
-def decode_index_map(payload, grid_h, grid_w, vocab_size, coder, prior=None):
+def decode_index_map(payload, grid_h, grid_w, vocab_size, coder, prior=None, reference=None):
+    """Decode one index map (ec "Index maps"). ``reference`` is the reference map R (rows of
+    indices, or anything indexable as reference[y][x]) and is used by TEMPORAL only; TEMPORAL
+    without one raises MissingReferenceError (m3v §6.5: a dependent map is never decoded against
+    anything but its reference)."""
     payload = bytes(payload)
     if prior is not None and len(prior) == 0:
         prior = None
     _check_index_map_limits(grid_h, grid_w, vocab_size, prior)
     coder = int(coder)
+    ref = None
+    if coder == TEMPORAL:
+        if reference is None:
+            raise MissingReferenceError("TEMPORAL index map without its reference map")
+        ref = _flatten_reference(reference, grid_h, grid_w, vocab_size)
     if coder == RAW:
         flat = _decode_raw(payload, grid_h * grid_w, vocab_size)
-    elif coder in (STATIC, CONTEXT):
+    elif coder in (STATIC, CONTEXT, TEMPORAL):
         if vocab_size == 1:
             if payload:
                 raise PayloadError("non-empty payload for a one-symbol vocabulary")
@@ -234,10 +249,27 @@ def decode_index_map(payload, grid_h, grid_w, vocab_size, coder, prior=None):
         elif coder == STATIC:
             flat = _decode_static(payload, grid_h * grid_w, vocab_size, prior)
         else:
-            flat = _decode_context(payload, grid_h, grid_w, vocab_size, prior)
+            flat = _decode_context(payload, grid_h, grid_w, vocab_size, prior, ref)
     else:
         raise MalformedError(f"unknown index-map coder {coder}")
     return [flat[y * grid_w:(y + 1) * grid_w] for y in range(grid_h)]
+
+
+def _flatten_reference(reference, grid_h, grid_w, V):
+    """The reference map in raster order, as Python ints. ec "Index maps": same size and
+    vocabulary as the map; anything else is the caller's mistake (ValueError)."""
+    if len(reference) != grid_h:
+        raise ValueError("reference map has the wrong number of rows")
+    flat = []
+    for row in reference:
+        if len(row) != grid_w:
+            raise ValueError("reference map has the wrong number of columns")
+        for v in row:
+            v = int(v)
+            if not 0 <= v < V:
+                raise ValueError("reference map holds an index outside 0..vocab_size-1")
+            flat.append(v)
+    return flat
 
 
 def _decode_raw(payload, n, V):
@@ -280,6 +312,11 @@ S2_WEIGHT = 4096
 S2_INC = 8
 S2_NEAR = 256
 ESCAPE = 4
+# TEMPORAL stage 0 (ec "TEMPORAL (3)")
+COPY, NEW = 0, 1
+S0_INIT = (2, 1)
+S0_INC = 16
+S0_LIMIT = 1024
 
 _CONTEXT_OF = {
     (1,): 0, (2,): 1, (1, 1): 2, (3,): 3, (2, 1): 4, (1, 1, 1): 5,
@@ -288,30 +325,76 @@ _CONTEXT_OF = {
 _NEAR = ((0, -2), (-2, 0), (-1, -2), (-1, 2), (-2, -1), (-2, 1))
 
 
-def _decode_context(payload, H, Wd, V, prior):
+def _stage2_table(acc, K, y, x, Wd, cands, r_ref):
+    """Stage-2 table at (y, x): ``acc[v]`` = base[v] + S2_INC * occ[v], the near-set boost,
+    0 for the candidates and (TEMPORAL, ``r_ref`` not None) for the reference index."""
+    c2 = acc[:]
+    for dy, dx in _NEAR:
+        yy, xx = y + dy, x + dx
+        if yy >= 0 and 0 <= xx < Wd:
+            v = K[yy * Wd + xx]
+            # the near set is a set: boost each distinct value once
+            if c2[v] == acc[v]:
+                c2[v] += S2_NEAR
+    for v in cands:
+        c2[v] = 0
+    if r_ref is not None:
+        c2[r_ref] = 0
+    return normalize(c2)
+
+
+def _decode_context(payload, H, Wd, V, prior, ref=None):
+    """CONTEXT (ec "CONTEXT (2)"), or TEMPORAL (ec "TEMPORAL (3)") when ``ref``, the reference
+    map in raster order, is given."""
     n = H * Wd
+    temporal = ref is not None
     if prior is None or sum(prior) == 0:
         q, Q = [1] * V, V
     else:
         q, Q = list(prior), sum(prior)
     base = [1 + (S2_WEIGHT * (Q + V * q[v])) // (2 * V * Q) for v in range(V)]
     cnt = [list(S1_INIT) for _ in range(11)]
+    cnt0 = [list(S0_INIT) for _ in range(5)]  # TEMPORAL stage-0 contexts t = 0..4
+    copied = [False] * n
     acc = base[:]  # base[v] + S2_INC * occ[v]
     K = [0] * n
     dec = RansDecoder(payload)
 
     for i in range(n):
         y, x = divmod(i, Wd)
-        # neighbours W, N, NW, NE
-        vals = []
+        last = i == n - 1
+        # neighbours W, N, NW, NE (positions in raster order)
+        nb = []
         if x >= 1:
-            vals.append(K[i - 1])
+            nb.append(i - 1)
         if y >= 1:
-            vals.append(K[i - Wd])
+            nb.append(i - Wd)
             if x >= 1:
-                vals.append(K[i - Wd - 1])
+                nb.append(i - Wd - 1)
             if x + 1 < Wd:
-                vals.append(K[i - Wd + 1])
+                nb.append(i - Wd + 1)
+
+        r_ref = None  # the excluded reference index of a NEW position (TEMPORAL)
+        if temporal:
+            # stage 0
+            k0 = cnt0[sum(1 for j in nb if copied[j])]
+            f0 = normalize(k0)
+            s0 = dec.decode(f0, cumulative(f0))
+            k0[s0] += S0_INC
+            if k0[0] + k0[1] > S0_LIMIT:
+                for u in (0, 1):
+                    k0[u] = (k0[u] + 1) >> 1
+            if s0 == COPY:
+                index = ref[i]
+                copied[i] = True
+                if last:
+                    dec.finish(None)  # start state 0 when the last position copies
+                K[i] = index
+                acc[index] += S2_INC
+                continue
+            r_ref = ref[i]
+
+        vals = [K[j] for j in nb]
         cands = []
         for a in vals:
             if a not in cands:
@@ -319,38 +402,33 @@ def _decode_context(payload, H, Wd, V, prior):
         votes = {v: vals.count(v) for v in cands}
         cands.sort(key=lambda v: -votes[v])  # stable: keeps first-slot order among ties
         m = len(cands)
-        last = i == n - 1
+        # TEMPORAL: rank of the reference index among the candidates, if it is one
+        jref = cands.index(r_ref) if r_ref is not None and r_ref in cands else None
 
         f1 = None
         if m:
             k = cnt[_CONTEXT_OF[tuple(votes[v] for v in cands)]]
             r = [k[0] if m > 0 else 0, k[1] if m > 1 else 0, k[2] if m > 2 else 0,
                  k[3] if m > 3 else 0, k[4] if m < V else 0]
+            if jref is not None:
+                r[jref] = 0
             f1 = normalize(r)
 
-        def stage2_table():
-            c2 = acc[:]
-            for dy, dx in _NEAR:
-                yy, xx = y + dy, x + dx
-                if yy >= 0 and 0 <= xx < Wd:
-                    v = K[yy * Wd + xx]
-                    # the near set is a set: boost each distinct value once
-                    if c2[v] == acc[v]:
-                        c2[v] += S2_NEAR
-            for v in cands:
-                c2[v] = 0
-            return normalize(c2)
-
         if last:
-            f2 = stage2_table()
+            f2 = _stage2_table(acc, K, y, x, Wd, cands, r_ref)
             if m == 0:
-                weight = f2
+                weight = list(f2)
             else:
                 weight = [f1[ESCAPE] * f2[v] for v in range(V)]
                 for rk, v in enumerate(cands):
                     weight[v] = f1[rk] * TOTAL
+            if r_ref is not None:
+                weight[r_ref] = 0
             s = dec.finish(V)
-            K[i] = rank_order(weight)[s]
+            index = rank_order(weight)[s]
+            if index == r_ref:
+                raise PayloadError("TEMPORAL last index of a NEW position equals its reference")
+            K[i] = index
             break
 
         index = None
@@ -361,14 +439,18 @@ def _decode_context(payload, H, Wd, V, prior):
                 for t in range(5):
                     k[t] = (k[t] + 1) >> 1
             if s < m:
+                if s == jref:
+                    raise PayloadError("TEMPORAL stage-1 rank of the excluded reference index")
                 index = cands[s]
             elif s != ESCAPE:
                 raise PayloadError("CONTEXT stage-1 rank without a candidate")
         if index is None:
-            f2 = stage2_table()
+            f2 = _stage2_table(acc, K, y, x, Wd, cands, r_ref)
             v = dec.decode(f2, cumulative(f2))
             if v in cands:
                 raise PayloadError("CONTEXT stage-2 symbol is an excluded candidate")
+            if v == r_ref:
+                raise PayloadError("TEMPORAL stage-2 symbol is the excluded reference index")
             index = v
         K[i] = index
         acc[index] += S2_INC
@@ -639,7 +721,7 @@ def _mp_map(buf, pos, n, depth):
 
 SIGNATURE = b"\x8bM3V\r\n\x1a\n"
 HEAD, CLIP, INDX, TAIL = 1, 2, 3, 4
-READER_MAJOR, READER_MINOR = 1, 0
+READER_MAJOR, READER_MINOR = 1, 1
 _PACK_CHARS = set(b"abcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
@@ -788,12 +870,21 @@ def parse_head(data, chunk: Chunk) -> dict:
         h["metadata"] = m
     ext = r.rest()
     if ext and minor <= READER_MINOR:
-        r.fail("non-empty HEAD extension in a version 1.0 stream")
+        r.fail(f"non-empty HEAD extension in a version 1.{minor} stream "
+               f"(this reader implements 1.{READER_MINOR})")
     h["extension"] = ext.hex()
     return h
 
 
-def parse_clip(data, chunk: Chunk, header: dict) -> dict:
+def parse_clip(data, chunk: Chunk, header: dict, reference_of=None) -> dict:
+    """Parse and decode one CLIP chunk. ``reference_of(k)`` returns the decoded index map of
+    clip k, or None when that clip is unavailable (m3v §6.5); it is asked only for the
+    reference of a TEMPORAL map. Without it every reference is unavailable.
+
+    A dependent clip whose reference is unavailable is intact but undecodable (m3v §6.5, §14
+    ``readable_clips`` / ``decodable_clips``): it is returned with ``decodable`` False,
+    ``index_map`` None and the MissingReferenceError in ``reference_error``; the caller
+    reports it. Every other problem raises."""
     r = _Reader(data, chunk.payload_start, chunk.payload_end, chunk.offset)
     c = {"offset": chunk.offset, "size": chunk.end - chunk.offset}
     c["index"] = r.leb()
@@ -813,6 +904,8 @@ def parse_clip(data, chunk: Chunk, header: dict) -> dict:
     c["decode_seed"] = decode_seed(header["stream_seed"], c["index"], c["seed"])
     texts = {0: "", 1: ""}
     imap = None
+    have_map = False
+    missing_reference = None
     last_kind = -1
     anc = []
     codec = header["text_codec"]
@@ -841,19 +934,36 @@ def parse_clip(data, chunk: Chunk, header: dict) -> dict:
             mh, mw = br.leb(), br.leb()
             if [mh, mw] != header["grid"]:
                 br.fail("index map size differs from the header's grid")
-            if coder not in (RAW, STATIC, CONTEXT):
+            # TEMPORAL is registered since 1.1: in a 1.0 stream it is an unregistered coder
+            known = (RAW, STATIC, CONTEXT, TEMPORAL) if header["version"][1] >= 1 else (
+                RAW, STATIC, CONTEXT)
+            if coder not in known:
                 br.fail(f"unknown index-map coder {coder}")
-            try:
-                imap = decode_index_map(br.rest(), mh, mw, header["vocab_size"], coder,
-                                        header["prior"] or None)
-            except M3VError as e:
-                raise type(e)(e.message, chunk.offset) from None
+            reference = None
+            if coder == TEMPORAL:
+                if c["index"] == 0:
+                    br.fail("clip 0 uses TEMPORAL (it has no previous clip)")
+                reference = reference_of(c["index"] - 1) if reference_of else None
+                if reference is None:
+                    # m3v §6.5: MUST NOT be decoded against any other map
+                    missing_reference = MissingReferenceError(
+                        f"clip {c['index']} is dependent (TEMPORAL) and its reference, clip "
+                        f"{c['index'] - 1}, is unavailable", chunk.offset)
+            have_map = True
             c["index_map_coder"] = coder
-    if imap is None:
+            if missing_reference is None:
+                try:
+                    imap = decode_index_map(br.rest(), mh, mw, header["vocab_size"], coder,
+                                            header["prior"] or None, reference)
+                except M3VError as e:
+                    raise type(e)(e.message, chunk.offset) from None
+    if not have_map:
         r.fail("index map sub-chunk missing")
     c["keyframe_text"], c["clip_text"] = texts[0], texts[1]
     c["index_map"] = imap
     c["ancillary"] = anc
+    c["decodable"] = missing_reference is None
+    c["reference_error"] = missing_reference
     return c
 
 
@@ -916,6 +1026,11 @@ def read_stream(data: bytes, strict: bool = True) -> dict:
     data is not an error: it is reported in ``truncated_at``). strict=False returns every
     readable clip and lists the errors in ``errors``. Errors that make the whole stream
     unreadable (signature, HEAD, version, unknown critical chunk) are raised in both modes.
+
+    A dependent (TEMPORAL) clip whose reference, clip k-1, is unavailable (damaged, lost, cut
+    off, or itself undecodable) is readable but not decodable (m3v §6.5, §14): it is listed in
+    ``clips`` with ``decodable`` False and ``index_map`` None, and a MissingReferenceError at its
+    offset is reported like any per-clip error. Every other clip has ``decodable`` True.
     """
     data = bytes(data)
     check_signature(data)
@@ -986,7 +1101,10 @@ def read_stream(data: bytes, strict: bool = True) -> dict:
             if index_entries is not None:
                 damage(MalformedError("CLIP after INDX", ch.offset))
             try:
-                clip = parse_clip(data, ch, header)
+                # m3v §6.5: a dependent clip k decodes against clip k-1's map, available only
+                # if clip k-1 is the last clip read intact and was itself decodable
+                clip = parse_clip(data, ch, header, lambda k: (
+                    clips[-1]["index_map"] if clips and clips[-1]["index"] == k else None))
                 if gap_ok:
                     ok = clip["index"] > last_index and (
                         clip["index"] != expect_index or clip["first_frame"] == expect_frame)
@@ -1001,6 +1119,10 @@ def read_stream(data: bytes, strict: bool = True) -> dict:
                 gap_ok = True
                 pos = ch.end
                 continue
+            missing = clip.pop("reference_error")
+            if missing is not None:
+                # intact but undecodable (m3v §6.5, §9): reported, and kept as a readable clip
+                damage(missing)
             clips.append(clip)
             last_index = clip["index"]
             expect_index = clip["index"] + 1
