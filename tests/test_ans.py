@@ -62,3 +62,19 @@ def test_finish_takes_the_python_path_for_many_short_segments(monkeypatch):
     enc.push_many(np.zeros(100, np.int32) + 1, table)
     enc.finish()
     assert calls == ["c"]
+
+
+def test_intervals_code_like_their_tables():
+    rng = np.random.default_rng(5)
+    tables = [normalize(rng.integers(0, 50, w)) for w in (2, 5, 256) for _ in range(4)]
+    symbols = [int(rng.integers(0, len(t))) for t in tables]
+    by_table = AnsEncoder()
+    for s, t in zip(symbols, tables):
+        by_table.push(s, t)
+    by_interval = AnsEncoder()
+    by_interval.push_intervals([int(np.sum(t[:s])) for s, t in zip(symbols, tables)],
+                               [int(t[s]) for s, t in zip(symbols, tables)])
+    assert by_interval.finish(3) == by_table.finish(3)
+    for cum, freq in (([0], [0]), ([-1], [2]), ([(1 << 24) - 1], [2]), ([0, 1], [1])):
+        with pytest.raises(ValueError):
+            AnsEncoder().push_intervals(cum, freq)

@@ -106,13 +106,25 @@ class AnsEncoder:
             raise ValueError("symbol outside the model's alphabet")
         self._segments.append((symbols, freqs))
 
+    def push_intervals(self, cum: np.ndarray, freq: np.ndarray) -> None:
+        """Append symbols given directly by their intervals ``[cum, cum + freq)`` of their own
+        tables (what the coder uses of a table), for callers that mix tables symbol by symbol."""
+        cum = np.asarray(cum, dtype=np.int64)
+        freq = np.asarray(freq, dtype=np.int64)
+        if cum.shape != freq.shape or cum.ndim != 1:
+            raise ValueError("cum and freq must be 1-D arrays of one length")
+        if np.any(freq < 1) or np.any(cum < 0) or np.any(cum + freq > TOTAL):
+            raise ValueError("an interval must lie inside 0..2**24 with a frequency >= 1")
+        if cum.size:
+            self._segments.append((cum, freq, None))
+
     def finish(self, start_state: int = 0) -> bytes:
         """Code everything pushed, starting from ``start_state`` (< 2**32; see
         :func:`rank_order`: a payload's final symbol can ride in the start state)."""
         if not 0 <= start_state < 1 << 32:
             raise ValueError("start state must fit one word")
-        n_symbols = sum(len(s) for s, _ in self._segments)
-        if len(self._segments) * 4 > n_symbols:
+        n_symbols = sum(len(seg[0]) for seg in self._segments)
+        if len(self._segments) * 4 > n_symbols or any(len(seg) == 3 for seg in self._segments):
             # Many short segments (a TEMPORAL map alternates its stages symbol by symbol):
             # constriction's per-call cost dominates, so run the spec's integer steps here.
             return _encode_python(self._segments, start_state)
@@ -138,7 +150,12 @@ def _encode_python(segments, start_state: int) -> bytes:
     """The encoder of spec/entropy-coding.md ("Encoding"), step by step on Python integers;
     the same payload as constriction's (checked in tests/test_ans.py)."""
     cums, freqs = [], []
-    for symbols, table in segments:
+    for segment in segments:
+        if len(segment) == 3:  # already intervals
+            cums.append(segment[0])
+            freqs.append(segment[1])
+            continue
+        symbols, table = segment
         table = table if table.ndim == 2 else np.broadcast_to(table, (len(symbols), table.shape[0]))
         rows = np.arange(len(symbols))
         cum = np.cumsum(table, axis=1) - table

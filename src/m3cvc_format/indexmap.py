@@ -363,7 +363,9 @@ class _ContextPlan:
     def push(self, enc: AnsEncoder) -> None:
         """Push the symbols in decoding order: per position stage 0, stage 1, then stage 2.
 
-        The last cell's stage-1 and stage-2 symbols travel as the start state instead."""
+        The last cell's stage-1 and stage-2 symbols travel as the start state instead.  The
+        stages alternate symbol by symbol, so each symbol goes in as its interval of its own
+        table, all in one call."""
         last = len(self.flat) - 1
         tables2 = np.concatenate(self.chunks2) if self.chunks2 else np.zeros((0, 2), np.int64)
         stages = (
@@ -371,21 +373,17 @@ class _ContextPlan:
             (self.pos1, self.s1[self.pos1], self.tables1),
             (self.esc, self.flat[self.esc], tables2),
         )
-        keys, which, local = [], [], []
-        for st, (pos, _, _) in enumerate(stages):
+        keys, cums, freqs = [], [], []
+        for st, (pos, sym, tab) in enumerate(stages):
             keep = np.flatnonzero(pos < last) if st else np.arange(len(pos))
+            rows = np.arange(len(keep))
+            t = tab[keep]
+            s = sym[keep]
             keys.append(pos[keep] * 3 + st)
-            which.append(np.full(len(keep), st))
-            local.append(keep)
-        keys, which, local = np.concatenate(keys), np.concatenate(which), np.concatenate(local)
-        order = np.argsort(keys, kind="stable")
-        which, local = which[order], local[order]
-        cuts = np.flatnonzero(np.diff(which)) + 1
-        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(which)]):
-            if hi > lo:
-                _, sym, tab = stages[which[lo]]
-                idx = local[lo:hi]
-                enc.push_many(sym[idx], tab[idx])
+            cums.append((np.cumsum(t, axis=1) - t)[rows, s] if len(keep) else np.zeros(0, np.int64))
+            freqs.append(t[rows, s] if len(keep) else np.zeros(0, np.int64))
+        order = np.argsort(np.concatenate(keys), kind="stable")
+        enc.push_intervals(np.concatenate(cums)[order], np.concatenate(freqs)[order])
 
 
 # ---------------------------------------------------------------------------
