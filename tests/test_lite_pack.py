@@ -370,3 +370,30 @@ def test_training_smoke(tmp_path):
             assert ((out / f).read_bytes() == before[f]) == (not f.endswith("decoder.onnx")), f
         assert np.array_equal(tuned.encode_keyframe(frame, grid), maps[grid.name])
         assert tuned.weights_hash(grid) != trained.weights_hash(grid)
+
+
+@pytest.mark.parametrize("grid", [G16, G8])
+def test_encode_keyframe_near_keeps_only_near_ties(pack, grid):
+    frame = smooth_frame(320, 512, seed=3)
+    best = pack.encode_keyframe(frame, grid)
+    rng = np.random.default_rng(0)
+    reference = rng.integers(0, 256, best.shape)
+    assert np.array_equal(pack.encode_keyframe_near(frame, grid, best, 0.5), best)
+    assert np.array_equal(pack.encode_keyframe_near(frame, grid, reference, 0.0), best)
+    kept = []
+    for tolerance in (0.1, 1.0, 10.0, 1e6):
+        out = pack.encode_keyframe_near(frame, grid, reference, tolerance)
+        assert np.all((out == best) | (out == reference))
+        kept.append(int(np.sum((out == reference) & (reference != best))))
+    assert kept == sorted(kept) and kept[-1] == int(np.sum(reference != best))  # a huge tolerance keeps all
+    # every kept cell is within the tolerance, every other cell outside it
+    partial, norm, _ = pack._distances(frame, grid)
+    dist = partial + norm
+    rows = np.arange(best.size)
+    ratio = dist[rows, reference.reshape(-1)] / dist[rows, best.reshape(-1)]
+    out = pack.encode_keyframe_near(frame, grid, reference, 1.0).reshape(-1)
+    differs = reference.reshape(-1) != best.reshape(-1)
+    assert np.all(ratio[differs & (out == reference.reshape(-1))] <= 2.0 + 1e-6)
+    assert np.all(ratio[differs & (out != reference.reshape(-1))] > 2.0 - 1e-6)
+    with pytest.raises(ValueError):
+        pack.encode_keyframe_near(frame, grid, reference[:1], 0.5)

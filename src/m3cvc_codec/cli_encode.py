@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", type=int, default=8, metavar="N",
                    help="code an index map against the previous keyframe's where that is smaller, keeping one "
                         "independent map at least every N clips (default 8; 0 or 1: every map independent)")
+    p.add_argument("--reuse", type=float, default=0.5, metavar="T",
+                   help="with --refresh: keep the previous keyframe's index where its codeword is within a factor "
+                        "1+T of the nearest (squared latent distance; default 0.5, 0: always the nearest)")
     p.add_argument("--texts", help="description sidecar JSON (docs/sidecar.md)")
     p.add_argument("--size", type=_size, default=(512, 320), help="coding size WxH, multiples of 16 (default 512x320)")
     p.add_argument("--fps", default="8", help="coding frame rate (default 8)")
@@ -61,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             lambda1=args.lambda1, lambda2=args.lambda2, threshold=args.threshold, interval=args.interval,
             min_clip=args.min_clip, max_clip=args.max_clip, target_bpp=args.target_bpp,
             target_kbps=args.target_kbps, texts=args.texts, size=args.size, fps=args.fps,
-            fit="pad" if args.pad else "crop", refresh=args.refresh, progress=show_progress(args.quiet),
+            fit="pad" if args.pad else "crop", refresh=args.refresh, reuse=args.reuse, progress=show_progress(args.quiet),
         )
     except known_errors() as err:
         print(f"{PROG}: {args.input}: {error_text(err)}", file=sys.stderr)

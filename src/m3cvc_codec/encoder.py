@@ -134,8 +134,11 @@ class _Progress:
             self.bar.close()
 
 
-def _index_map(pack, frame: np.ndarray, grid) -> np.ndarray:
-    indices = np.asarray(pack.encode_keyframe(frame, grid))
+def _index_map(pack, frame: np.ndarray, grid, reference=None, tolerance: float = 0.0) -> np.ndarray:
+    if reference is not None and tolerance > 0 and hasattr(pack, "encode_keyframe_near"):
+        indices = np.asarray(pack.encode_keyframe_near(frame, grid, reference, tolerance))
+    else:
+        indices = np.asarray(pack.encode_keyframe(frame, grid))
     want = grid.grid(frame.shape[1], frame.shape[0])
     if indices.shape != want:
         raise CodecError(f"pack {pack.pack_id!r} returned a {indices.shape} index map, the grid is {want}")
@@ -184,6 +187,7 @@ def encode(
     fps=8,
     fit: str = "crop",
     refresh: int = 8,
+    reuse: float = 0.5,
     progress: bool = False,
 ) -> EncodeReport:
     """Code the video file ``input`` into the `.m3v` stream ``output`` (a path, written
@@ -195,7 +199,9 @@ def encode(
     rate model behind it counts every map as independent, so with ``refresh`` the stream can
     come out smaller than the target.  ``refresh`` N > 1 lets a keyframe's index map be coded
     against the previous keyframe's (TEMPORAL, spec/m3v.md §6.5) where that is smaller, with
-    an independent map at least every N clips; 0 or 1 keeps every map independent.
+    an independent map at least every N clips; 0 or 1 keeps every map independent.  With it,
+    ``reuse`` T > 0 keeps the previous keyframe's index at a cell whose codeword is within a
+    factor 1 + T (squared latent distance) of the nearest one, where the pack supports it.
     Raises CodecError (bad input or options), PackError (pack missing), M3VError, OSError."""
     import m3cvc_format as m
 
@@ -203,6 +209,9 @@ def encode(
         raise CodecError(f"fit {fit!r} is not 'crop' or 'pad'")
     if isinstance(refresh, bool) or not isinstance(refresh, int) or refresh < 0:
         raise CodecError(f"refresh {refresh!r} must be a whole number of clips, 0 or more")
+    if isinstance(reuse, bool) or not isinstance(reuse, (int, float)) or not math.isfinite(reuse) or reuse < 0:
+        raise CodecError(f"reuse tolerance {reuse!r} must be a number, 0 or more")
+    reuse = float(reuse) if refresh > 1 else 0.0
     rate = _rate(fps)
     want_mode = _mode(mode)
     params = KeyframeParams(lambda1=float(lambda1), lambda2=float(lambda2), threshold=float(threshold),
@@ -252,7 +261,7 @@ def encode(
     settings = {
         "pack": pk.pack_id, "grid": spec.name, "mode": want_mode.name.lower(), "size": [width, height],
         "fps": str(rate), "fit": fit, **params.metadata(), "target_bpp": target_bpp, "target_kbps": target_kbps,
-        "encoder": ENCODER_NAME, "refresh": refresh,
+        "encoder": ENCODER_NAME, "refresh": refresh, "reuse": reuse,
     }
     stream_seed = int.from_bytes(hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).digest()[:8], "little")
 
@@ -310,10 +319,13 @@ def encode(
         clip_frames: list[np.ndarray] = []
         seen = 0
 
+        previous: list[np.ndarray] = []  # the last keyframe's map, for reuse
+
         def flush(k):
             first, count = clips[k]
             key = clip_frames[0]
-            indices = first_map if k == 0 else _index_map(pk, key, spec)
+            indices = first_map if k == 0 else _index_map(pk, key, spec, previous[-1], reuse)
+            previous[:] = [indices]
             span = ClipSpan(k, first, count, rate)
             kf_text, clip_text = provider.describe(span, key, np.stack(clip_frames) if needs_frames else None)
             writer.write_clip(m.Clip(index=k, first_frame=first, frame_count=count, mode=modes[k],

@@ -156,16 +156,41 @@ class LitePack:
         h, feat = self._get(grid, "encoder").run(None, {"frame": x})
         return h, feat
 
-    def encode_keyframe(self, frame: np.ndarray, grid: GridSpec) -> np.ndarray:
-        """RGB uint8 frame (H, W multiples of the downsample) -> int64 index map (H/ds x W/ds)."""
+    def _distances(self, frame: np.ndarray, grid: GridSpec) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+        """Squared distance of every latent vector to every codeword (cells x 256) less the
+        latent's own squared norm (constant per cell, so the argmin needs no more), that norm
+        (cells x 1), and the grid's shape."""
         ds = self._variant_grid(grid).downsample
         x = self._check_frame(frame, ds, "a keyframe")
         h, _ = self._latents(x[None], grid)
         _, d, gh, gw = h.shape
         flat = h[0].reshape(d, gh * gw).T
         code, code_sq = self._get(grid, "codebook")
-        dist = code_sq[None, :] - 2.0 * (flat @ code.T)  # + |flat|^2, constant per row
-        return dist.argmin(1).astype(np.int64).reshape(gh, gw)
+        dist = code_sq[None, :] - 2.0 * (flat @ code.T)
+        return dist, np.einsum("ij,ij->i", flat, flat)[:, None], (gh, gw)
+
+    def encode_keyframe(self, frame: np.ndarray, grid: GridSpec) -> np.ndarray:
+        """RGB uint8 frame (H, W multiples of the downsample) -> int64 index map (H/ds x W/ds)."""
+        dist, _, shape = self._distances(frame, grid)
+        return dist.argmin(1).astype(np.int64).reshape(shape)
+
+    def encode_keyframe_near(self, frame: np.ndarray, grid: GridSpec, reference: np.ndarray,
+                             tolerance: float) -> np.ndarray:
+        """Like :meth:`encode_keyframe`, but a cell keeps ``reference``'s index (the previous
+        keyframe's map) where that codeword's squared distance to the latent is within a factor
+        ``1 + tolerance`` of the nearest one's.  Static background, whose nearest codeword
+        flickers between near ties, then repeats the previous map, which the TEMPORAL coder
+        sends almost for free (docs/lite-pack.md, "Reusing the previous keyframe's indices")."""
+        partial, norm, shape = self._distances(frame, grid)
+        best = partial.argmin(1)
+        dist = partial + norm
+        ref = np.asarray(reference, dtype=np.int64).reshape(-1)
+        if ref.size != best.size or ref.min(initial=0) < 0 or ref.max(initial=0) >= self.vocab_size:
+            raise ValueError(f"lite pack: reference map of {ref.size} cells for a {shape[0]}x{shape[1]} grid, "
+                             f"indices below {self.vocab_size}")
+        rows = np.arange(best.size)
+        keep = dist[rows, ref] <= dist[rows, best] * np.float32(1 + tolerance)
+        return np.where(keep, ref, best).astype(np.int64).reshape(shape)
 
     def decode_keyframe(self, indices: np.ndarray, grid: GridSpec, text: str = "", seed: int = 0) -> np.ndarray:
         """Index map -> RGB uint8 frame of (grid_h*ds) x (grid_w*ds).  ``text`` and ``seed`` are
