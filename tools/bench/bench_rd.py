@@ -501,7 +501,8 @@ def render(rows: list[dict], clips: list[str], max_frames, meta: dict) -> str:
         "version/settings SEI is ~700 bytes, significant at these rates; the stripped stream is what was "
         "decoded), AV1 temporal delimiters kept; CRF rate control, otherwise encoder defaults, one keyframe a clip. "
         "m3cvc: the whole `.m3v` file, run with `encode()`'s defaults apart from the swept grid, mode and "
-        "threshold D_th / keyframe interval (no descriptions unless the command passes `--m3cvc-extra texts=...`); "
+        f"threshold D_th / keyframe interval ({_encode_defaults()}; no descriptions unless the command passes "
+        "`--m3cvc-extra texts=...`); "
         "its fps include loading the pack. Quality: PSNR over RGB and over BT.601 luma, MS-SSIM (Wang et al. 2003, 5 "
         "scales, luma), each per frame and averaged over all frames. enc/dec fps: the encoder alone "
         "(yuv420p frames in memory to packets) and the decoder alone (packets to yuv420p frames); for m3cvc, "
@@ -600,6 +601,17 @@ def _floats(text: str) -> list[float]:
 
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _encode_defaults() -> str:
+    """The index-map defaults of m3cvc's encode(), as they shape the rate (TEMPORAL maps)."""
+    import inspect
+
+    from m3cvc_codec.encoder import encode
+
+    params = inspect.signature(encode).parameters
+    return (f"index maps against the previous keyframe's: `refresh={params['refresh'].default}`, "
+            f"`reuse={params['reuse'].default}`")
 
 
 def main(argv=None) -> int:
