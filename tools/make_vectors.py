@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import m3cvc_format as m  # noqa: E402
 from m3cvc_format.chunks import frame_chunk  # noqa: E402
 from m3cvc_format.crc import crc32c  # noqa: E402
+from m3cvc_format.model import SequentialDecoder  # noqa: E402
 from m3cvc_format.syntax import read_leb128  # noqa: E402
 
 OUT = ROOT / "spec" / "vectors"
@@ -95,10 +96,9 @@ def expected_valid(data: bytes, notes: str) -> dict:
     reader = m.Reader(data, on_damage="skip")
     h = reader.header
     clips = []
-    previous = None  # the last clip's decoded map: the reference of a dependent clip
+    decoder = SequentialDecoder(h)
     for record in reader.clips():
-        clip = record.decode(h, previous if record.dependent else None)
-        previous = clip.index_map
+        clip = decoder.decode(record)
         clips.append({
             "index": clip.index,
             "offset": record.offset,

@@ -319,13 +319,14 @@ def encode(
         clip_frames: list[np.ndarray] = []
         seen = 0
 
-        previous: list[np.ndarray] = []  # the last keyframe's map, for reuse
+        previous = first_map  # the last keyframe's map, for reuse
 
         def flush(k):
+            nonlocal previous
             first, count = clips[k]
             key = clip_frames[0]
-            indices = first_map if k == 0 else _index_map(pk, key, spec, previous[-1], reuse)
-            previous[:] = [indices]
+            indices = first_map if k == 0 else _index_map(pk, key, spec, previous, reuse)
+            previous = indices
             span = ClipSpan(k, first, count, rate)
             kf_text, clip_text = provider.describe(span, key, np.stack(clip_frames) if needs_frames else None)
             writer.write_clip(m.Clip(index=k, first_frame=first, frame_count=count, mode=modes[k],

@@ -380,8 +380,8 @@ class _ContextPlan:
             t = tab[keep]
             s = sym[keep]
             keys.append(pos[keep] * 3 + st)
-            cums.append((np.cumsum(t, axis=1) - t)[rows, s] if len(keep) else np.zeros(0, np.int64))
-            freqs.append(t[rows, s] if len(keep) else np.zeros(0, np.int64))
+            cums.append((np.cumsum(t, axis=1) - t)[rows, s])
+            freqs.append(t[rows, s])
         order = np.argsort(np.concatenate(keys), kind="stable")
         enc.push_intervals(np.concatenate(cums)[order], np.concatenate(freqs)[order])
 

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from .constants import IndexMapCoder, Mode, TextCodec
 from .errors import M3VError, MalformedError
-from .model import ClipRecord, Header
+from .model import ClipRecord, Header, SequentialDecoder
 
 __all__ = ["main", "StreamSummary", "summarize"]
 
@@ -206,14 +206,12 @@ def _coder_name(record) -> str:
 
 def verify(summary: StreamSummary) -> None:
     """Decode every payload; raise the first problem as an M3VError."""
-    previous = None  # (clip index, decoded index map): a dependent clip's reference
+    decoder = SequentialDecoder(summary.header)
     for clip in summary.clips:
-        reference = previous[1] if previous is not None and previous[0] == clip.index - 1 else None
         try:
-            decoded = clip.decode(summary.header, reference)
+            decoder.decode(clip)
         except M3VError as err:
             raise type(err)(f"clip {clip.index}: {err.message}", clip.offset) from None
-        previous = (clip.index, decoded.index_map)
     h = summary.header
     if summary.terminated and h.frame_count and h.frame_count != summary.frames:
         raise MalformedError(f"header declares {h.frame_count} frames, the clips hold {summary.frames}")

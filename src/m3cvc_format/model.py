@@ -31,7 +31,7 @@ from .constants import (
 )
 from .errors import LimitError, MalformedError, MissingReferenceError
 
-__all__ = ["Header", "Clip", "ClipRecord", "IndexMapPayload", "IndexEntry", "decode_seed"]
+__all__ = ["Header", "Clip", "ClipRecord", "IndexMapPayload", "IndexEntry", "SequentialDecoder", "decode_seed"]
 
 _PACK_ID = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 _MASK64 = (1 << 64) - 1
@@ -278,6 +278,23 @@ class ClipRecord:
             ancillary=self.ancillary,
             index_map_coder=IndexMapCoder(self.index_map.coder) if self.index_map else None,
         )
+
+
+class SequentialDecoder:
+    """Decodes records met in stream order, handing each the map of the record decoded just
+    before it when that is clip ``index - 1`` (the reference a dependent clip needs, spec §6.5).
+    A record that fails to decode breaks the chain: the next one gets no reference."""
+
+    def __init__(self, header: Header) -> None:
+        self.header = header
+        self._last: tuple[int, Any] | None = None  # (clip index, decoded map)
+
+    def decode(self, record: ClipRecord) -> Clip:
+        last, self._last = self._last, None
+        reference = last[1] if last is not None and last[0] == record.index - 1 else None
+        clip = record.decode(self.header, reference)
+        self._last = (record.index, clip.index_map)
+        return clip
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from .errors import (
     TruncatedError,
     UnknownChunkError,
 )
-from .model import Clip, ClipRecord, Header, IndexEntry
+from .model import Clip, ClipRecord, Header, IndexEntry, SequentialDecoder
 from .syntax import read_leb128
 
 __all__ = ["Reader", "Damage", "RawChunk"]
@@ -460,19 +460,16 @@ class Reader:
         decode (its payload, or a dependent clip whose predecessor is missing) is recorded in
         :attr:`damage` and skipped."""
         on_damage = on_damage or self.on_damage
-        previous: tuple[int, object] | None = None
+        decoder = SequentialDecoder(self.header)
         for record in self.clips(on_damage):
-            reference = previous[1] if previous is not None and previous[0] == record.index - 1 else None
             try:
-                clip = record.decode(self.header, reference)
+                clip = decoder.decode(record)
             except M3VError as exc:
                 exc = exc.at(record.offset)
                 if on_damage == "raise":
                     raise exc from None
                 self.damage.append(Damage(record.offset, exc))
-                previous = None
                 continue
-            previous = (record.index, clip.index_map)
             yield clip
 
     def chunk_bytes(self, record: ClipRecord) -> bytes:

@@ -35,19 +35,11 @@ REFRESH = 8
 REUSE = 0.5
 
 
-def maps_of(path: Path, pack, grid) -> list[np.ndarray]:
-    from m3cvc_codec.video_io import read_frames
-
-    return [np.asarray(pack.encode_keyframe(f, grid)) for f in read_frames(path, size=(512, 320), fps=8)]
-
-
-def reused_maps(path: Path, pack, grid, interval: int) -> list[np.ndarray]:
+def reused_maps(frames: list[np.ndarray], pack, grid) -> list[np.ndarray]:
     """Keyframe maps as m3v-encode makes them by default: each near-tied cell keeps the previous
     keyframe's index (the first of every REFRESH maps too: the encoder does not know yet)."""
-    from m3cvc_codec.video_io import read_frames
-
     out: list[np.ndarray] = []
-    for frame in list(read_frames(path, size=(512, 320), fps=8))[::interval]:
+    for frame in frames:
         out.append(np.asarray(pack.encode_keyframe_near(frame, grid, out[-1], REUSE) if out
                               else pack.encode_keyframe(frame, grid)))
     return out
@@ -99,15 +91,17 @@ def main(argv=None) -> int:
     ap.add_argument("--no-doc", action="store_true", help="print the section instead of writing docs/")
     args = ap.parse_args(argv)
     from m3cvc_codec.packs.lite import LitePack
+    from m3cvc_codec.video_io import read_frames
 
     pack = LitePack()
     rows = []
     for name, file in CLIPS.items():
+        frames = list(read_frames(MEDIA / file, size=(512, 320), fps=8))
         for grid in pack.grids:
-            maps = maps_of(MEDIA / file, pack, grid)
+            maps = [np.asarray(pack.encode_keyframe(f, grid)) for f in frames]
             for interval in (2, 4, 8):
                 r = measure(maps, interval)
-                r["reuse_bits"] = measure(reused_maps(MEDIA / file, pack, grid, interval), 1)["temporal_bits"]
+                r["reuse_bits"] = measure(reused_maps(frames[::interval], pack, grid), 1)["temporal_bits"]
                 rows.append((name, grid.name, interval, r))
                 print(name, grid.name, interval, {k: round(v, 3) for k, v in r.items()}, flush=True)
     lines = [
