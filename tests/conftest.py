@@ -27,8 +27,7 @@ def need_media(*parts: str) -> Path:
 
 
 def make_header(**overrides) -> m.Header:
-    fields = dict(width=64, height=48, fps=8, grid_h=3, grid_w=4, vocab_size=16,
-                  text_codec=m.TextCodec.LZW)
+    fields = dict(width=64, height=48, fps=8, grid_h=3, grid_w=4, vocab_size=16, text_codec=m.TextCodec.LZW)
     fields.update(overrides)
     return m.Header(**fields)
 
@@ -38,20 +37,30 @@ def make_clips(header: m.Header, count: int, seed: int = 0, texts=True) -> list[
     clips, first = [], 0
     for k in range(count):
         n = int(rng.integers(1, 9))
-        clips.append(m.Clip(
-            index=k, first_frame=first, frame_count=n,
-            mode=m.Mode.PREDICTION if k == count - 1 else m.Mode(k % 2),
-            keyframe_text=f"keyframe {k}: a dog on grass" if texts else "",
-            clip_text=f"clip {k}: the dog runs" if texts and k % 3 else "",
-            index_map=rng.integers(0, header.vocab_size, (header.grid_h, header.grid_w)),
-            seed=k * 11 if k % 2 else None,
-        ))
+        clips.append(
+            m.Clip(
+                index=k,
+                first_frame=first,
+                frame_count=n,
+                mode=m.Mode.PREDICTION if k == count - 1 else m.Mode(k % 2),
+                keyframe_text=f"keyframe {k}: a dog on grass" if texts else "",
+                clip_text=f"clip {k}: the dog runs" if texts and k % 3 else "",
+                index_map=rng.integers(0, header.vocab_size, (header.grid_h, header.grid_w)),
+                seed=k * 11 if k % 2 else None,
+            )
+        )
         first += n
     return clips
 
 
-def make_stream(header: m.Header | None = None, count: int = 5, *, index: bool = True,
-                coder: m.IndexMapCoder = m.IndexMapCoder.RAW, **kw) -> bytes:
+def make_stream(
+    header: m.Header | None = None,
+    count: int = 5,
+    *,
+    index: bool = True,
+    coder: m.IndexMapCoder = m.IndexMapCoder.RAW,
+    **kw,
+) -> bytes:
     """A stream for container tests; the raw index-map coder keeps them independent of the
     entropy coders, which have tests of their own."""
     header = header or make_header()

@@ -72,8 +72,9 @@ def test_intervals_code_like_their_tables():
     for s, t in zip(symbols, tables):
         by_table.push(s, t)
     by_interval = AnsEncoder()
-    by_interval.push_intervals([int(np.sum(t[:s])) for s, t in zip(symbols, tables)],
-                               [int(t[s]) for s, t in zip(symbols, tables)])
+    by_interval.push_intervals(
+        [int(np.sum(t[:s])) for s, t in zip(symbols, tables)], [int(t[s]) for s, t in zip(symbols, tables)]
+    )
     assert by_interval.finish(3) == by_table.finish(3)
     for cum, freq in (([0], [0]), ([-1], [2]), ([(1 << 24) - 1], [2]), ([0, 1], [1])):
         with pytest.raises(ValueError):

@@ -8,14 +8,13 @@ import os
 
 import numpy as np
 import pytest
+from conftest import need_media
+from fake_pack import FakePack, install, moving_square, write_video
 
 import m3cvc_format as m
 from m3cvc_codec import cli_decode, cli_encode, decode, encode
 from m3cvc_codec.video_io import read_frames
 from m3cvc_format import info
-
-from conftest import need_media
-from fake_pack import FakePack, install, moving_square, write_video
 
 SMALL = ["--size", "128x80"]
 
@@ -117,16 +116,31 @@ def test_interval_grid_and_target_rate(fake_pack, synthetic, tmp_path):
 
 def test_sidecar_texts_round_trip(fake_pack, synthetic, tmp_path, capsys):
     side = tmp_path / "texts.json"
-    side.write_text(json.dumps({"ranges": [
-        {"start": 0, "end": 1, "keyframe": "A white square on blue.", "clip": "It slides right."},
-        {"start": 1, "end": 9, "keyframe": "A white square on orange.", "clip": "It slides faster."}]}))
+    side.write_text(
+        json.dumps(
+            {
+                "ranges": [
+                    {"start": 0, "end": 1, "keyframe": "A white square on blue.", "clip": "It slides right."},
+                    {"start": 1, "end": 9, "keyframe": "A white square on orange.", "clip": "It slides faster."},
+                ]
+            }
+        )
+    )
     out = tmp_path / "t.m3v"
-    assert run(cli_encode.main, [synthetic, "-o", str(out), *SMALL, "--pack", "test.fake", "--interval", "8",
-                                 "--texts", str(side), "-q"], capsys)[0] == 0
+    assert (
+        run(
+            cli_encode.main,
+            [synthetic, "-o", str(out), *SMALL, "--pack", "test.fake", "--interval", "8", "--texts", str(side), "-q"],
+            capsys,
+        )[0]
+        == 0
+    )
     with m.Reader(out) as r:
         clips = [r.clip(k).decode(r.header) for k in range(r.clip_count)]
     assert [(c.keyframe_text, c.clip_text) for c in clips] == [
-        ("A white square on blue.", "It slides right."), ("A white square on orange.", "It slides faster.")]
+        ("A white square on blue.", "It slides right."),
+        ("A white square on orange.", "It slides faster."),
+    ]
     code, text, _ = run(info.main, ["--texts", str(out)], capsys)
     assert code == 0 and "It slides faster." in text
 
@@ -150,16 +164,19 @@ def test_one_frame_video(fake_pack, tmp_path):
     assert decode(tmp_path / "one.m3v", tmp_path / "one.y4m").frames == 1
 
 
-@pytest.mark.parametrize("args,match", [
-    (["--size", "100x80"], "multiple of 16"),
-    (["--size", "16x16"], "too small"),
-    (["--size", "8192x4096"], "too large"),
-    (["--pack", "no.such.pack"], "not installed"),
-    (["--grid", "1/4"], "no grid"),
-    (["--interval", "40"], "longer than max_clip"),
-    (["--fps", "0"], "frame rate"),
-    (["--texts", "/nonexistent/t.json"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["--size", "100x80"], "multiple of 16"),
+        (["--size", "16x16"], "too small"),
+        (["--size", "8192x4096"], "too large"),
+        (["--pack", "no.such.pack"], "not installed"),
+        (["--grid", "1/4"], "no grid"),
+        (["--interval", "40"], "longer than max_clip"),
+        (["--fps", "0"], "frame rate"),
+        (["--texts", "/nonexistent/t.json"], "no such file"),
+    ],
+)
 def test_encode_bad_options_exit_1(fake_pack, synthetic, tmp_path, capsys, args, match):
     out = tmp_path / "x.m3v"
     code, _, err = run(cli_encode.main, [synthetic, "-o", str(out), "--pack", "test.fake", *args], capsys)
@@ -178,8 +195,9 @@ def test_encode_bad_inputs_exit_1(fake_pack, tmp_path, capsys):
         s.width, s.height = 64, 48
         c.start_encoding()
     for path, match in ((tmp_path / "missing.mp4", "no such file"), (junk, "cannot"), (empty, "")):
-        code, _, err = run(cli_encode.main, [str(path), "-o", str(tmp_path / "x.m3v"), *SMALL, "--pack", "test.fake"],
-                           capsys)
+        code, _, err = run(
+            cli_encode.main, [str(path), "-o", str(tmp_path / "x.m3v"), *SMALL, "--pack", "test.fake"], capsys
+        )
         assert code == 1 and len(err.strip().splitlines()) == 1 and match in err, err
         assert err.startswith("m3v-encode: ")
 
@@ -201,8 +219,12 @@ def test_decode_refuses_unknown_pack_or_other_weights(monkeypatch, synthetic, tm
     install(monkeypatch, {"test.fake": FakePack(salt=b"retrained")})
     code, _, err = run(cli_decode.main, [str(out), "-o", str(tmp_path / "a.y4m")], capsys)
     assert code == 1 and "weights" in err and len(err.strip().splitlines()) == 1
-    monkeypatch.setattr("m3cvc_codec.packs.load_pack", lambda pid: (_ for _ in ()).throw(
-        __import__("m3cvc_codec").PackError(f"pack {pid!r} is not installed (installed packs: none)")))
+    monkeypatch.setattr(
+        "m3cvc_codec.packs.load_pack",
+        lambda pid: (_ for _ in ()).throw(
+            __import__("m3cvc_codec").PackError(f"pack {pid!r} is not installed (installed packs: none)")
+        ),
+    )
     code, _, err = run(cli_decode.main, [str(out), "-o", str(tmp_path / "a.y4m")], capsys)
     assert code == 1 and "not installed" in err
     assert not (tmp_path / "a.y4m").exists()
@@ -221,8 +243,10 @@ def test_pipeline_never_imports_torch():
     import subprocess
     import sys
 
-    code = ("import sys, m3cvc_codec as c; from m3cvc_codec import cli_encode, cli_decode, encoder, decoder, "
-            "keyframes, reconstruct, descriptions, video_io; print('torch' in sys.modules)")
+    code = (
+        "import sys, m3cvc_codec as c; from m3cvc_codec import cli_encode, cli_decode, encoder, decoder, "
+        "keyframes, reconstruct, descriptions, video_io; print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -241,7 +265,10 @@ def test_frame_range_decodes_only_the_clips_it_needs(fake_pack, synthetic, tmp_p
     encode(synthetic, out, pack="test.fake", size=(128, 80), interval=4)  # clips at 0, 4, 8, 12
     seen = []
     real = FakePack.decode_keyframe
-    monkeypatch.setattr(FakePack, "decode_keyframe", lambda self, idx, grid, text, seed: (
-        seen.append(seed), real(self, idx, grid, text, seed))[1])
+    monkeypatch.setattr(
+        FakePack,
+        "decode_keyframe",
+        lambda self, idx, grid, text, seed: (seen.append(seed), real(self, idx, grid, text, seed))[1],
+    )
     decode(out, tmp_path / "a.y4m", frames="5:7")
     assert len(seen) == 2  # clip 1 and the keyframe of clip 2 it interpolates towards

@@ -18,12 +18,11 @@ from importlib.metadata import EntryPoint
 import av
 import numpy as np
 import pytest
+from conftest import ROOT, Pipe, make_header
 
 import m3cvc_format as m
 from m3cvc_format import framedecoders
 from m3cvc_format.framesource import FrameSource
-
-from conftest import ROOT, Pipe, make_header
 
 PACK = "test.count"
 PATTERN = (4, 3, 1, 5, 2)  # frames a clip, cycled
@@ -71,8 +70,16 @@ def clip_list(count, pattern=PATTERN, modes=None):
     for k in range(count):
         n = pattern[k % len(pattern)]
         mode = modes[k] if modes else (m.Mode.PREDICTION if k == count - 1 else m.Mode.INTERPOLATION)
-        clips.append(m.Clip(index=k, first_frame=first, frame_count=n, mode=mode,
-                            keyframe_text=f"key {k}", index_map=np.full((3, 4), k % 16)))
+        clips.append(
+            m.Clip(
+                index=k,
+                first_frame=first,
+                frame_count=n,
+                mode=mode,
+                keyframe_text=f"key {k}",
+                index_map=np.full((3, 4), k % 16),
+            )
+        )
         first += n
     return clips
 
@@ -139,8 +146,7 @@ def test_entry_points_are_found_by_pack_id(monkeypatch):
 
 def test_format_package_never_imports_the_codec_nor_av_until_frames():
     probe = (
-        f"import sys; sys.path.insert(0, {str(ROOT / 'src')!r})\n"
-        "import m3cvc_format as m, json\n"
+        "import sys, m3cvc_format as m, json\n"
         "m.open; m.FrameSource; m.DecoderNotFoundError\n"
         f"c = m.open({str(ROOT / 'spec' / 'vectors' / 'clips-modes.m3v')!r})\n"
         "s = c.streams.video[0]; s.frames, s.duration, c.duration\n"
@@ -150,9 +156,12 @@ def test_format_package_never_imports_the_codec_nor_av_until_frames():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     loaded = set(__import__("json").loads(out.splitlines()[-1]))
     assert "av" not in loaded and "m3cvc_codec" not in loaded
-    light = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT / 'src')!r})\n"
-                            "import m3cvc_format; m3cvc_format.open\nprint(sorted(sys.modules))"],
-                           capture_output=True, text=True, check=True).stdout
+    light = subprocess.run(
+        [sys.executable, "-c", "import sys\nimport m3cvc_format; m3cvc_format.open\nprint(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "'av'" not in light and "'numpy'" not in light
 
 
@@ -244,21 +253,24 @@ def test_clip_starts_used_by_the_seek_table():
     assert starts(clips)[-1] == 58 and sum(c.frame_count for c in clips) == 60
 
 
-@pytest.mark.parametrize("offset, kwargs, frame", [
-    (0, {}, 0),
-    (1_500_000, {}, 8),                    # 1.5 s = frame 12, in clip 3 (frames 8-12)
-    (1_624_999, {}, 8),                    # just before frame 13
-    (1_625_000, {}, 13),                   # frame 13 starts clip 4
-    (14, {"stream": True}, 13),            # stream time base: frame 14, in clip 4 (13-14)
-    (13, {"stream": True}, 13),
-    (9, {"stream": True, "backward": False}, 13),
-    (8, {"stream": True, "backward": False}, 8),
-    (9, {"stream": True, "any_frame": True}, 9),
-    (-5_000_000, {}, 0),                   # before the start: the first clip
-    (10**12, {}, 58),                      # past the end: the last clip (58-59)
-    (59, {"stream": True, "backward": False}, 60),  # no clip starts there or after: the end
-    (10**12, {"any_frame": True}, 59),     # past the end, any frame: the last frame
-])
+@pytest.mark.parametrize(
+    "offset, kwargs, frame",
+    [
+        (0, {}, 0),
+        (1_500_000, {}, 8),  # 1.5 s = frame 12, in clip 3 (frames 8-12)
+        (1_624_999, {}, 8),  # just before frame 13
+        (1_625_000, {}, 13),  # frame 13 starts clip 4
+        (14, {"stream": True}, 13),  # stream time base: frame 14, in clip 4 (13-14)
+        (13, {"stream": True}, 13),
+        (9, {"stream": True, "backward": False}, 13),
+        (8, {"stream": True, "backward": False}, 8),
+        (9, {"stream": True, "any_frame": True}, 9),
+        (-5_000_000, {}, 0),  # before the start: the first clip
+        (10**12, {}, 58),  # past the end: the last clip (58-59)
+        (59, {"stream": True, "backward": False}, 60),  # no clip starts there or after: the end
+        (10**12, {"any_frame": True}, 59),  # past the end, any frame: the last frame
+    ],
+)
 def test_seek_lands_as_pyav(decoders, offset, kwargs, frame):
     data, clips = build(20)
     with m.open(data) as c:
@@ -322,7 +334,7 @@ def test_demux_one_packet_per_clip(decoders):
         assert len(packets) == 11 and packets[-1].size == 0 and packets[-1].pts is None  # flush
         for p, e, clip in zip(packets, entries, clips):
             end = entries[e.clip_index + 1].offset if e.clip_index + 1 < len(entries) else r.index_offset
-            assert bytes(p) == data[e.offset:end] and p.size == end - e.offset and p.pos == e.offset
+            assert bytes(p) == data[e.offset : end] and p.size == end - e.offset and p.pos == e.offset
             assert (p.pts, p.dts, p.duration) == (clip.first_frame, clip.first_frame, clip.frame_count)
             assert p.time_base == s.time_base and p.is_keyframe and p.stream is s and p.stream_index == 0
         decoded = [f for p in packets for f in p.decode()]
@@ -407,7 +419,7 @@ def test_live_pipe_holds_an_interpolation_clip_for_its_successor(decoders):
             out.get(timeout=0.3)  # held back: clip 1's keyframe has not arrived
         w.write(data[offsets[1] : offsets[2]])
         assert out.get(timeout=5) == (0, 0, 2)  # before the rest of the stream exists
-        w.write(data[offsets[2]:])
+        w.write(data[offsets[2] :])
     t.join(5)
     got = []
     while (item := out.get(timeout=5)) is not None:

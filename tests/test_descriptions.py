@@ -17,9 +17,18 @@ def span(k, first, n=4, fps=8):
 
 def test_per_index(tmp_path):
     path = tmp_path / "t.json"
-    path.write_text(json.dumps({"version": 1, "clips": [
-        {"index": 0, "keyframe": "A dog.", "clip": "It runs."}, {"index": 2, "keyframe": "Ünïcode ✓"}]}),
-        encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "clips": [
+                    {"index": 0, "keyframe": "A dog.", "clip": "It runs."},
+                    {"index": 2, "keyframe": "Ünïcode ✓"},
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
     p = load_sidecar(path)
     assert p.describe(span(0, 0)) == ("A dog.", "It runs.")
     assert p.describe(span(1, 4)) == ("", "")
@@ -30,35 +39,43 @@ def test_per_index(tmp_path):
 
 
 def test_per_range():
-    p = SidecarDescriptions({"ranges": [
-        {"start": 2.5, "end": 10, "keyframe": "later", "clip": "b"},
-        {"start": 0, "end": 2.5, "keyframe": "first", "clip": "a"}]})
+    p = SidecarDescriptions(
+        {
+            "ranges": [
+                {"start": 2.5, "end": 10, "keyframe": "later", "clip": "b"},
+                {"start": 0, "end": 2.5, "keyframe": "first", "clip": "a"},
+            ]
+        }
+    )
     assert p.describe(span(0, 0)) == ("first", "a")
     assert p.describe(span(1, 19)) == ("first", "a")  # 2.375 s
     assert p.describe(span(2, 20)) == ("later", "b")  # 2.5 s: start is inside, end is not
     assert p.describe(span(3, 80)) == ("", "")  # 10 s: in no range
 
 
-@pytest.mark.parametrize("data,match", [
-    ([], "top level"),
-    ({}, "exactly one"),
-    ({"clips": [], "ranges": []}, "exactly one"),
-    ({"clip": []}, "unknown key 'clip'"),
-    ({"version": 2, "clips": []}, "version"),
-    ({"clips": {}}, "must be a list"),
-    ({"clips": [{"keyframe": "x"}]}, r"clips\[0\].*'index'"),
-    ({"clips": [{"index": -1}]}, "'index'"),
-    ({"clips": [{"index": True}]}, "'index'"),
-    ({"clips": [{"index": 0}, {"index": 0}]}, "twice"),
-    ({"clips": [{"index": 0, "keyframe": 3}]}, r"clips\[0\]\.keyframe must be a string"),
-    ({"clips": [{"index": 0, "text": "x"}]}, "unknown key 'text'"),
-    ({"ranges": [{"start": 0}]}, "needs 'start' and 'end'"),
-    ({"ranges": [{"start": 2, "end": 1}]}, "not after"),
-    ({"ranges": [{"start": -1, "end": 1}]}, "negative"),
-    ({"ranges": [{"start": "0", "end": 1}]}, "number"),
-    ({"ranges": [{"start": 0, "end": 2}, {"start": 1, "end": 3}]}, "overlap"),
-    ({"clips": [{"index": 0, "clip": "x" * 70000}]}, "longer than"),
-])
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        ([], "top level"),
+        ({}, "exactly one"),
+        ({"clips": [], "ranges": []}, "exactly one"),
+        ({"clip": []}, "unknown key 'clip'"),
+        ({"version": 2, "clips": []}, "version"),
+        ({"clips": {}}, "must be a list"),
+        ({"clips": [{"keyframe": "x"}]}, r"clips\[0\].*'index'"),
+        ({"clips": [{"index": -1}]}, "'index'"),
+        ({"clips": [{"index": True}]}, "'index'"),
+        ({"clips": [{"index": 0}, {"index": 0}]}, "twice"),
+        ({"clips": [{"index": 0, "keyframe": 3}]}, r"clips\[0\]\.keyframe must be a string"),
+        ({"clips": [{"index": 0, "text": "x"}]}, "unknown key 'text'"),
+        ({"ranges": [{"start": 0}]}, "needs 'start' and 'end'"),
+        ({"ranges": [{"start": 2, "end": 1}]}, "not after"),
+        ({"ranges": [{"start": -1, "end": 1}]}, "negative"),
+        ({"ranges": [{"start": "0", "end": 1}]}, "number"),
+        ({"ranges": [{"start": 0, "end": 2}, {"start": 1, "end": 3}]}, "overlap"),
+        ({"clips": [{"index": 0, "clip": "x" * 70000}]}, "longer than"),
+    ],
+)
 def test_validation_errors(data, match):
     with pytest.raises(CodecError, match=match):
         SidecarDescriptions(data)

@@ -7,13 +7,13 @@ import json
 import subprocess
 import sys
 
-from conftest import ROOT, make_stream
+from conftest import make_stream
 
 HEAVY = ("torch", "numpy", "construct", "constriction", "av", "msgpack")
 
 
 def _modules_after(code: str) -> set[str]:
-    probe = f"import sys; sys.path.insert(0, {str(ROOT / 'src')!r})\n{code}\nimport json; print(json.dumps(sorted(sys.modules)))"
+    probe = f"import sys\n{code}\nimport json; print(json.dumps(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=True, text=True).stdout
     return set(json.loads(out.splitlines()[-1]))
 

@@ -36,9 +36,7 @@ def index_maps(draw, max_side: int = 12):
         x = np.kron(small, np.ones((2, 2), dtype=np.int64))[:h, :w]
     prior = None
     if draw(st.booleans()):
-        prior = draw(
-            st.sampled_from(["random", "zeros", "max", "sparse"])
-        )
+        prior = draw(st.sampled_from(["random", "zeros", "max", "sparse"]))
         if prior == "random":
             prior = rng.integers(0, 1000, size=vocab).tolist()
         elif prior == "zeros":
@@ -126,8 +124,13 @@ def test_large_context():
 
 @pytest.mark.parametrize("coder", CODERS)
 @settings(max_examples=150, deadline=None)
-@given(data=st.binary(max_size=64), h=st.integers(1, 9), w=st.integers(1, 9),
-       vocab=st.sampled_from([2, 3, 256, MAX_VOCAB_SIZE]), use_prior=st.booleans())
+@given(
+    data=st.binary(max_size=64),
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+    vocab=st.sampled_from([2, 3, 256, MAX_VOCAB_SIZE]),
+    use_prior=st.booleans(),
+)
 def test_garbage_raises_only_payload_error(coder, data, h, w, vocab, use_prior):
     prior = list(range(vocab)) if use_prior else None
     ref = np.arange(h * w).reshape(h, w) % vocab

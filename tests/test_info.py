@@ -7,15 +7,23 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT, make_header, make_stream
 
 import m3cvc_format as m
 from m3cvc_format import info
 
-from conftest import ROOT, make_header, make_stream
-
 JSON_KEYS = {"version", "width", "height", "fps", "frame_count", "duration_s", "pack", "bpp", "total_bytes", "clips"}
-CLIP_KEYS = {"index", "first_frame", "frame_count", "mode", "bytes", "text_bytes", "vq_bytes", "keyframe_text",
-             "clip_text"}
+CLIP_KEYS = {
+    "index",
+    "first_frame",
+    "frame_count",
+    "mode",
+    "bytes",
+    "text_bytes",
+    "vq_bytes",
+    "keyframe_text",
+    "clip_text",
+}
 
 
 @pytest.fixture
@@ -35,12 +43,12 @@ def test_summary(stream_file, capsys):
 def test_json_has_the_documented_keys_and_consistent_bytes(stream_file, capsys):
     assert info.main([str(stream_file), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert JSON_KEYS <= doc.keys()
+    assert doc.keys() >= JSON_KEYS
     assert doc["total_bytes"] == stream_file.stat().st_size
     assert doc["text_bytes"] + doc["vq_bytes"] + doc["framing_bytes"] == doc["total_bytes"]
     assert len(doc["clips"]) == 5
     for k, clip in enumerate(doc["clips"]):
-        assert CLIP_KEYS <= clip.keys() and clip["index"] == k
+        assert clip.keys() >= CLIP_KEYS and clip["index"] == k
     assert doc["clips"][0]["keyframe_text"] == "keyframe 0: a dog on grass"
     assert doc["bpp"] == pytest.approx(8 * doc["total_bytes"] / (512 * 320 * doc["frame_count"]))
 
@@ -80,7 +88,7 @@ def test_missing_file_and_usage(tmp_path, capsys):
 
 def test_stdin_and_no_traceback(stream_file):
     cmd = [sys.executable, "-m", "m3cvc_format.info", "-", "--json"]
-    env = {"PYTHONPATH": str(ROOT / "src")}
+    env: dict[str, str] = {}
     ok = subprocess.run(cmd, input=stream_file.read_bytes(), capture_output=True, env=env)
     assert ok.returncode == 0 and json.loads(ok.stdout)["index"] == "none"
     bad = subprocess.run(cmd, input=b"\x00garbage" * 10, capture_output=True, env=env)
@@ -92,7 +100,7 @@ def test_dependent_clips_are_named_and_verified(capsys):
     vector = ROOT / "spec" / "vectors" / "temporal.m3v"
     assert info.main([str(vector), "--clips", "--verify"]) == 0
     out = capsys.readouterr().out
-    table = out[out.index("clip  first"):].splitlines()[1:]
+    table = out[out.index("clip  first") :].splitlines()[1:]
     coders = [line.split()[7] for line in table if line.split()[:1] and line.split()[0].isdigit()]
     assert coders == ["context", "temporal", "temporal", "context", "temporal", "temporal", "context"]
     assert info.main([str(vector), "--json"]) == 0

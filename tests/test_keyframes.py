@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fake_pack import FakePack, moving_square, textured_pan
 
 from m3cvc_codec import CodecError
 from m3cvc_codec.keyframes import (
@@ -15,8 +16,6 @@ from m3cvc_codec.keyframes import (
     select_interval,
     threshold_for_rate,
 )
-
-from fake_pack import FakePack, moving_square, textured_pan
 
 
 def covers(clips, n):
@@ -62,8 +61,8 @@ def test_motion_scale_is_working_pixels():
 
 
 def test_min_and_max_clip():
-    always = lambda n, l: 1.0  # noqa: E731  every frame differs
-    never = lambda n, l: 0.0  # noqa: E731
+    always = lambda n, l: 1.0
+    never = lambda n, l: 0.0
     p = KeyframeParams(lambda1=1.0, lambda2=0.0, threshold=0.5, min_clip=3, max_clip=8)
     clips = select_composite(20, always, never, p)
     covers(clips, 20)
@@ -83,15 +82,21 @@ def test_short_tail_rules():
 
 
 def test_interval_ignores_scores():
-    boom = lambda n, l: 1 / 0  # noqa: E731
+    boom = lambda n, l: 1 / 0
     assert select_clips(6, boom, boom, KeyframeParams(interval=3)) == [(0, 3), (3, 3)]
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(min_clip=0), "min_clip"), (dict(min_clip=5, max_clip=4), "max_clip"),
-    (dict(interval=40), "longer than max_clip"), (dict(interval=0), "interval"),
-    (dict(lambda1=-1.0), "negative"), (dict(threshold=float("nan")), "finite"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(min_clip=0), "min_clip"),
+        (dict(min_clip=5, max_clip=4), "max_clip"),
+        (dict(interval=40), "longer than max_clip"),
+        (dict(interval=0), "interval"),
+        (dict(lambda1=-1.0), "negative"),
+        (dict(threshold=float("nan")), "finite"),
+    ],
+)
 def test_bad_params(kw, match):
     with pytest.raises(CodecError, match=match):
         KeyframeParams(**kw)
@@ -100,8 +105,8 @@ def test_bad_params(kw, match):
 def test_target_rate_bisection():
     rng = np.random.default_rng(1)
     table = rng.random((60, 60))
-    sem = lambda n, l: table[n, l]  # noqa: E731
-    zero = lambda n, l: 0.0  # noqa: E731
+    sem = lambda n, l: table[n, l]
+    zero = lambda n, l: 0.0
     p = KeyframeParams(lambda1=1.0, lambda2=0.0, min_clip=2, max_clip=16)
     sizes = []
     for clips_wanted in (30, 12, 6):

@@ -49,9 +49,10 @@ def ksy(tmp_path_factory):
     node = shutil.which("node")
     if node is None:
         _unavailable("node is not on PATH: it runs the Kaitai Struct compiler")
-    if not (KSY_TOOLS / "node_modules" / "kaitai-struct-compiler").is_dir() or not (
-        KSY_TOOLS / "node_modules" / "js-yaml"
-    ).is_dir():
+    if (
+        not (KSY_TOOLS / "node_modules" / "kaitai-struct-compiler").is_dir()
+        or not (KSY_TOOLS / "node_modules" / "js-yaml").is_dir()
+    ):
         _unavailable("npm packages kaitai-struct-compiler / js-yaml are not installed in tools/ksy")
     try:
         import kaitaistruct
@@ -62,7 +63,9 @@ def ksy(tmp_path_factory):
     out = tmp_path_factory.mktemp("ksy")
     proc = subprocess.run(
         [node, str(COMPILE_JS), "--target", "python", str(KSY), str(out)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     # The tools are present: a compile error is a fault of the .ksy (or of compile.js).
     assert proc.returncode == 0, f"compiling {KSY.name} failed:\n{proc.stderr}{proc.stdout}"
@@ -201,7 +204,9 @@ def check_stream(ksy, data: bytes) -> dict:
     assert got["signature"] == want["signature"] == m.SIGNATURE.hex()
     assert got["truncated_at"] == want["truncated_at"]
     assert len(got["chunks"]) == len(want["chunks"]), (
-        [(c["offset"], c["type"]) for c in got["chunks"]], [(c["offset"], c["type"]) for c in want["chunks"]])
+        [(c["offset"], c["type"]) for c in got["chunks"]],
+        [(c["offset"], c["type"]) for c in want["chunks"]],
+    )
     for g, w in zip(got["chunks"], want["chunks"]):
         assert g == w, f"chunk at offset {w['offset']} (type 0x{w['type']:02x})"
     assert got == want
@@ -210,9 +215,9 @@ def check_stream(ksy, data: bytes) -> dict:
     offset = 8
     for ch in chunks:
         size = ch.size
-        raw = data[offset:offset + size]
+        raw = data[offset : offset + size]
         assert raw[0] == ch.type_code
-        assert raw[1:1 + ch.chunk_length.len] == encode_leb128(ch.chunk_length.value)
+        assert raw[1 : 1 + ch.chunk_length.len] == encode_leb128(ch.chunk_length.value)
         assert crc32c(raw[:-4]) == ch.crc == struct.unpack("<I", raw[-4:])[0]
         offset += size
 
@@ -232,13 +237,18 @@ def check_stream(ksy, data: bytes) -> dict:
         assert texts.get(0, b"") == record.keyframe_text_coded
         assert texts.get(1, b"") == record.clip_text_coded
         assert [(s.kind_code, s.body) for s in clip.sub_chunks if s.is_ancillary] == [
-            (k, b) for k, b in record.ancillary]
+            (k, b) for k, b in record.ancillary
+        ]
         maps = [s.body for s in clip.sub_chunks if s.kind == kinds.index_map]
         assert len(maps) == 1
         im = maps[0]
         assert isinstance(im, gen.M3v.IndexMap)
         assert (int(im.coder), im.map_h.value, im.map_w.value, im.coded) == (
-            record.index_map.coder, record.index_map.grid_h, record.index_map.grid_w, record.index_map.data)
+            record.index_map.coder,
+            record.index_map.grid_h,
+            record.index_map.grid_w,
+            record.index_map.data,
+        )
     # TAIL points at the INDX chunk, whose whole size the generated parser computes.
     if chunks and chunks[-1].chunk_type == ct.tail and got["truncated_at"] is None:
         tail = chunks[-1].payload
@@ -272,13 +282,36 @@ def test_vector(ksy, path):
         gen, ks = ksy
         with pytest.raises(ks.EndOfStreamError):
             gen.M3v.from_bytes(data)
-        assert ksy_describe(ksy, data[:want["truncated_at"]])[0]["chunks"] == got["chunks"]
+        assert ksy_describe(ksy, data[: want["truncated_at"]])[0]["chunks"] == got["chunks"]
 
 
 # ---------------------------------------------------------------- streams made here
 
-_WORDS = ("a", "dog", "runs", "across", "the", "grass", "café", "Bälle", "草地", "女孩", "🌼", "slowly",
-          "camera", "pans", "left", "light", "—", "red", "jacket", "two", "cups", "steam", "rises")
+_WORDS = (
+    "a",
+    "dog",
+    "runs",
+    "across",
+    "the",
+    "grass",
+    "café",
+    "Bälle",
+    "草地",
+    "女孩",
+    "🌼",
+    "slowly",
+    "camera",
+    "pans",
+    "left",
+    "light",
+    "—",
+    "red",
+    "jacket",
+    "two",
+    "cups",
+    "steam",
+    "rises",
+)
 
 
 def _text(rng, max_words: int) -> str:
@@ -299,21 +332,29 @@ def _stream(header: m.Header, clips, *, index=True, coder=m.IndexMapCoder.RAW, a
     return buf.getvalue()
 
 
-def _clips(rng, header: m.Header, count: int, *, max_words=12, seeds=(None,), coders=(None,), ancillary=True,
-           frames=(1, 17)):
+def _clips(
+    rng, header: m.Header, count: int, *, max_words=12, seeds=(None,), coders=(None,), ancillary=True, frames=(1, 17)
+):
     clips, first = [], 0
     for k in range(count):
         n = int(rng.integers(*frames))
         anc = ()
         if ancillary and k % 3 == 1:
             anc = ((8, b""), (15, bytes(rng.integers(0, 256, int(rng.integers(1, 300)), dtype=np.uint8))))
-        clips.append(m.Clip(
-            index=k, first_frame=first, frame_count=n,
-            mode=m.Mode.PREDICTION if k == count - 1 else m.Mode(int(rng.integers(0, 2))),
-            keyframe_text=_text(rng, max_words), clip_text=_text(rng, max_words),
-            index_map=rng.integers(0, header.vocab_size, (header.grid_h, header.grid_w)),
-            seed=seeds[k % len(seeds)], ancillary=anc, index_map_coder=coders[k % len(coders)],
-        ))
+        clips.append(
+            m.Clip(
+                index=k,
+                first_frame=first,
+                frame_count=n,
+                mode=m.Mode.PREDICTION if k == count - 1 else m.Mode(int(rng.integers(0, 2))),
+                keyframe_text=_text(rng, max_words),
+                clip_text=_text(rng, max_words),
+                index_map=rng.integers(0, header.vocab_size, (header.grid_h, header.grid_w)),
+                seed=seeds[k % len(seeds)],
+                ancillary=anc,
+                index_map_coder=coders[k % len(coders)],
+            )
+        )
         first += n
     return clips
 
@@ -321,10 +362,14 @@ def _clips(rng, header: m.Header, count: int, *, max_words=12, seeds=(None,), co
 def _newer_minor(data: bytes, extension: bytes) -> bytes:
     """``data`` as a writer of the next minor version might have written it: HEAD with extension bytes."""
     reader = m.Reader(data)
-    raw = data[8:reader.header_end]
+    raw = data[8 : reader.header_end]
     length, pos = read_leb128(raw, 1, 4)
-    payload = raw[pos:pos + length]
-    return data[:8] + frame_chunk(m.ChunkType.HEAD, bytes([1, m.VERSION_MINOR + 1]) + payload[2:] + extension) + data[reader.header_end:]
+    payload = raw[pos : pos + length]
+    return (
+        data[:8]
+        + frame_chunk(m.ChunkType.HEAD, bytes([1, m.VERSION_MINOR + 1]) + payload[2:] + extension)
+        + data[reader.header_end :]
+    )
 
 
 def _made_streams():
@@ -332,24 +377,61 @@ def _made_streams():
     rng = np.random.default_rng(0x3C5)
     out = []
     for codec in m.TextCodec:
-        h = m.Header(width=320, height=240, fps=25, grid_h=5, grid_w=8, vocab_size=256, text_codec=codec,
-                     stream_seed=int(rng.integers(0, 2**63)))
+        h = m.Header(
+            width=320,
+            height=240,
+            fps=25,
+            grid_h=5,
+            grid_w=8,
+            vocab_size=256,
+            text_codec=codec,
+            stream_seed=int(rng.integers(0, 2**63)),
+        )
         clips = _clips(rng, h, 8, seeds=(None, 0, 5, 2**63, 2**64 - 1, 127, 128, 2**63 - 1))
         out.append((f"text-{codec.name.lower()}-seeds", _stream(h, clips, ancillary={0: [(0xF0, b"skip me")]})))
 
     # Every coder, a prior, and a header whose fields need long LEB128s.
-    h = m.Header(width=65535, height=1, fps=Fraction(30000, 1001), time_base=Fraction(1, 30000), grid_h=6,
-                 grid_w=7, vocab_size=300, text_codec=m.TextCodec.LZW, stream_seed=2**64 - 1,
-                 pack_id="org.example.pack-2_x", pack_hash=bytes(rng.integers(0, 256, 32, dtype=np.uint8)),
-                 prior=tuple(int(v) for v in rng.integers(0, 2**24, 300)), default_mode=m.Mode.PREDICTION,
-                 metadata={"encoder": "test_ksy", "source": {"file": "x.mp4", "size": [1920, 1080]},
-                           "prompts": {"keyframe": ["describe"], "clip": ["what happens"]}})
-    clips = _clips(rng, h, 6, coders=(m.IndexMapCoder.RAW, m.IndexMapCoder.STATIC, m.IndexMapCoder.CONTEXT),
-                   seeds=(None, 2**64 - 1))
-    big = m.Clip(index=6, first_frame=clips[-1].first_frame + clips[-1].frame_count, frame_count=2**40 - 2**20,
-                 mode=m.Mode.PREDICTION, keyframe_text="x" * 5000, index_map=np.zeros((6, 7), int))
-    out.append(("coders-prior-long-fields", _stream(h, clips + [big], coder=m.IndexMapCoder.STATIC,
-                                                    ancillary={2: [(0x80, b""), (0xFF, bytes(300))]})))
+    h = m.Header(
+        width=65535,
+        height=1,
+        fps=Fraction(30000, 1001),
+        time_base=Fraction(1, 30000),
+        grid_h=6,
+        grid_w=7,
+        vocab_size=300,
+        text_codec=m.TextCodec.LZW,
+        stream_seed=2**64 - 1,
+        pack_id="org.example.pack-2_x",
+        pack_hash=bytes(rng.integers(0, 256, 32, dtype=np.uint8)),
+        prior=tuple(int(v) for v in rng.integers(0, 2**24, 300)),
+        default_mode=m.Mode.PREDICTION,
+        metadata={
+            "encoder": "test_ksy",
+            "source": {"file": "x.mp4", "size": [1920, 1080]},
+            "prompts": {"keyframe": ["describe"], "clip": ["what happens"]},
+        },
+    )
+    clips = _clips(
+        rng,
+        h,
+        6,
+        coders=(m.IndexMapCoder.RAW, m.IndexMapCoder.STATIC, m.IndexMapCoder.CONTEXT),
+        seeds=(None, 2**64 - 1),
+    )
+    big = m.Clip(
+        index=6,
+        first_frame=clips[-1].first_frame + clips[-1].frame_count,
+        frame_count=2**40 - 2**20,
+        mode=m.Mode.PREDICTION,
+        keyframe_text="x" * 5000,
+        index_map=np.zeros((6, 7), int),
+    )
+    out.append(
+        (
+            "coders-prior-long-fields",
+            _stream(h, clips + [big], coder=m.IndexMapCoder.STATIC, ancillary={2: [(0x80, b""), (0xFF, bytes(300))]}),
+        )
+    )
 
     # 32x32 and 64x64 grids. In the 64x64 one, a 4096-symbol map and long texts make
     # sub-chunk tags of three and four bytes and a chunk_length of three; an ancillary
@@ -359,7 +441,7 @@ def _made_streams():
         clips = _clips(rng, h, 3, max_words=40)
         ancillary = {}
         if codec == m.TextCodec.UTF8:
-            clips[0].keyframe_text = _text(rng, 6000)[:2**17 + 100].ljust(2**17 + 100, "z")
+            clips[0].keyframe_text = _text(rng, 6000)[: 2**17 + 100].ljust(2**17 + 100, "z")
             clips[1].clip_text = "long " * 4000
             ancillary = {1: [(0xF0, bytes(2**21))]}
         out.append((f"grid-{gh}x{gh}", _stream(h, clips, ancillary=ancillary)))
@@ -376,17 +458,36 @@ def _made_streams():
     full = _stream(h, _clips(rng, h, 4), ancillary={1: [(0xF0, b"ancillary")]})
     reader = m.Reader(full)
     c2 = reader.clip(2)
-    for name, cut in (("cut-in-length", c2.offset + 1), ("cut-in-clip", c2.offset + c2.size // 2),
-                      ("cut-in-crc", c2.offset + c2.size - 1), ("cut-in-indx", reader.index_offset + 3),
-                      ("cut-in-tail", len(full) - 2)):
+    for name, cut in (
+        ("cut-in-length", c2.offset + 1),
+        ("cut-in-clip", c2.offset + c2.size // 2),
+        ("cut-in-crc", c2.offset + c2.size - 1),
+        ("cut-in-indx", reader.index_offset + 3),
+        ("cut-in-tail", len(full) - 2),
+    ):
         out.append((name, full[:cut]))
     assert [name for name, _ in out] == MADE, "keep MADE in step with _made_streams()"
     return dict(out)
 
 
-MADE = ["text-utf8-seeds", "text-lzw-seeds", "text-tokans1-seeds", "coders-prior-long-fields", "grid-32x32",
-        "grid-64x64", "no-index", "no-clips", "no-clips-no-index", "no-texts", "newer-minor", "cut-in-length",
-        "cut-in-clip", "cut-in-crc", "cut-in-indx", "cut-in-tail"]
+MADE = [
+    "text-utf8-seeds",
+    "text-lzw-seeds",
+    "text-tokans1-seeds",
+    "coders-prior-long-fields",
+    "grid-32x32",
+    "grid-64x64",
+    "no-index",
+    "no-clips",
+    "no-clips-no-index",
+    "no-texts",
+    "newer-minor",
+    "cut-in-length",
+    "cut-in-clip",
+    "cut-in-crc",
+    "cut-in-indx",
+    "cut-in-tail",
+]
 
 
 @pytest.fixture(scope="session")
@@ -420,8 +521,17 @@ def test_made_streams_cover_the_syntax(ksy, made):
     assert {1, 2, 3, 4, 0x80, 0xF0, 0xFF} <= types
     assert {0, 1, 2, 8, 15} <= kinds
     assert {1, 2, 9, 10} <= seeds  # 2**63 and 2**64-1 take ten bytes
-    assert {("chunk_length", 1), ("chunk_length", 2), ("chunk_length", 3), ("chunk_length", 4), ("tag", 1),
-            ("tag", 2), ("tag", 3), ("tag", 4), ("frame_count", 6)} <= leb_lengths
+    assert {
+        ("chunk_length", 1),
+        ("chunk_length", 2),
+        ("chunk_length", 3),
+        ("chunk_length", 4),
+        ("tag", 1),
+        ("tag", 2),
+        ("tag", 3),
+        ("tag", 4),
+        ("frame_count", 6),
+    } <= leb_lengths
 
 
 # ---------------------------------------------------------------- what the .ksy rejects
@@ -429,15 +539,27 @@ def test_made_streams_cover_the_syntax(ksy, made):
 
 def _minimal() -> bytes:
     h = m.Header(width=64, height=48, fps=8, grid_h=2, grid_w=3, vocab_size=16, text_codec=m.TextCodec.UTF8)
-    return _stream(h, [m.Clip(index=0, first_frame=0, frame_count=1, mode=m.Mode.PREDICTION,
-                              seed=1, keyframe_text="a dog", index_map=np.arange(6).reshape(2, 3))])
+    return _stream(
+        h,
+        [
+            m.Clip(
+                index=0,
+                first_frame=0,
+                frame_count=1,
+                mode=m.Mode.PREDICTION,
+                seed=1,
+                keyframe_text="a dog",
+                index_map=np.arange(6).reshape(2, 3),
+            )
+        ],
+    )
 
 
 def _with_clip(data: bytes, change) -> bytes:
     reader = m.Reader(data)
     clip = reader.clip(0)
-    raw = data[clip.offset:clip.offset + clip.size]
-    return data[:clip.offset] + change(raw) + data[clip.offset + clip.size:]
+    raw = data[clip.offset : clip.offset + clip.size]
+    return data[: clip.offset] + change(raw) + data[clip.offset + clip.size :]
 
 
 def test_rejects_what_the_spec_rejects(ksy):

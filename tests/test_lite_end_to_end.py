@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import need_media
 
 import m3cvc_codec
 import m3cvc_format as m
 from m3cvc_codec import cli_decode, cli_encode
 from m3cvc_codec.video_io import read_frames
 from m3cvc_format import info
-
-from conftest import need_media
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

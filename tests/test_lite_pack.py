@@ -1,4 +1,4 @@
-"""The ``lite`` pack (src/m3cvc_codec/packs/lite, docs/lite-pack.md) and its trainer."""
+"""The ``lite`` pack (m3cvc_codec/packs/lite, docs/lite-pack.md) and its trainer."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from m3cvc_format import IndexMapCoder
 from m3cvc_format.constants import MAX_PRIOR_COUNT
 from m3cvc_format.indexmap import decode_index_map, encode_index_map
 
-WEIGHTS = ROOT / "src" / "m3cvc_codec" / "packs" / "lite" / "weights"
+WEIGHTS = ROOT / "m3cvc_codec" / "packs" / "lite" / "weights"
 TRAINER = ROOT / "tools" / "train_lite.py"
 G16, G8 = GridSpec("1/16", 16), GridSpec("1/8", 8)
 #: PSNR floors (dB), about 1.5-2 dB under what the shipped weights measure (docs/lite-pack.md):
@@ -286,8 +286,10 @@ def test_recolour_moves_hue_and_keeps_grey():
     out = recolour(patch, np.random.default_rng(1), saturation=(1.0, 1.0))
     assert out.dtype == np.float32 and out.shape == patch.shape
     assert np.allclose(np.sort(out, axis=2), np.sort(patch.astype(np.float32), axis=2), atol=1e-3)
-    orders = {tuple(np.argsort(recolour(np.uint8([[[10, 20, 30]]]), np.random.default_rng(k),
-                                        saturation=(1.0, 1.0))[0, 0])) for k in range(60)}
+    orders = {
+        tuple(np.argsort(recolour(np.uint8([[[10, 20, 30]]]), np.random.default_rng(k), saturation=(1.0, 1.0))[0, 0]))
+        for k in range(60)
+    }
     assert len(orders) == 6  # all six channel orders occur
     # grey stays grey whatever the order and saturation; values stay in range
     grey = np.full((8, 8, 3), 77, np.uint8)
@@ -321,7 +323,6 @@ def test_sampler_colour_share():
     assert 5 < sum(changed) < 35, sum(changed)  # about half the crops, not none nor all
 
 
-
 def test_training_smoke(tmp_path):
     for mod in ("torch", "cv2", "onnx"):
         if importlib.util.find_spec(mod) is None:
@@ -336,9 +337,28 @@ def test_training_smoke(tmp_path):
         cv2.imwrite(str(p), smooth_frame(96, 128, seed=i)[:, :, ::-1])
         imgs.append(str(p))
     out, log = tmp_path / "w", tmp_path / "log.csv"
-    cmd = [sys.executable, str(TRAINER), "--images", *imgs, "--no-videos", "--steps", "2", "--crop", "64",
-           "--batch", "2", "--out", str(out), "--no-eval", "--log", str(log), "--log-every", "1",
-           "--colour-aug", "0.5"]
+    cmd = [
+        sys.executable,
+        str(TRAINER),
+        "--images",
+        *imgs,
+        "--no-videos",
+        "--steps",
+        "2",
+        "--crop",
+        "64",
+        "--batch",
+        "2",
+        "--out",
+        str(out),
+        "--no-eval",
+        "--log",
+        str(log),
+        "--log-every",
+        "1",
+        "--colour-aug",
+        "0.5",
+    ]
     r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     with open(log, newline="") as fh:
@@ -356,9 +376,27 @@ def test_training_smoke(tmp_path):
     variants = json.loads((out / "manifest.json").read_text())["variants"]
     before = {f: (out / f).read_bytes() for v in variants.values() for f in v["files"]}
     maps = {g.name: trained.encode_keyframe(frame, g) for g in trained.grids}
-    cmd = [sys.executable, str(TRAINER), "--images", *imgs, "--no-videos", "--steps", "2", "--crop", "64",
-           "--batch", "2", "--out", str(out), "--no-eval", "--log", str(tmp_path / "ft.csv"), "--finetune-decoder",
-           "--lr", "1e-2"]
+    cmd = [
+        sys.executable,
+        str(TRAINER),
+        "--images",
+        *imgs,
+        "--no-videos",
+        "--steps",
+        "2",
+        "--crop",
+        "64",
+        "--batch",
+        "2",
+        "--out",
+        str(out),
+        "--no-eval",
+        "--log",
+        str(tmp_path / "ft.csv"),
+        "--finetune-decoder",
+        "--lr",
+        "1e-2",
+    ]
     r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     tuned = LitePack(out)  # the manifest names the new decoder's hash

@@ -4,17 +4,14 @@ luma, and MS-SSIM (Wang et al. 2003) on luma."""
 from __future__ import annotations
 
 import math
-import sys
 from itertools import pairwise
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools" / "bench"))
-import metrics as M
+from m3cvc_codec import metrics as M
 
 
 def scene(seed: int = 2026) -> np.ndarray:

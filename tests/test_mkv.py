@@ -1,4 +1,4 @@
-"""Matroska packaging (src/m3cvc_format/mkv.py, m3v-mux, m3v-demux), checked with real clients:
+"""Matroska packaging (m3cvc_format/mkv.py, m3v-mux, m3v-demux), checked with real clients:
 mkvinfo and mkvextract (mkvtoolnix) and ffprobe (FFmpeg) read what m3v-mux writes; m3v-demux
 gives back the identical `.m3v` bytes; bad Matroska input gets our one-line errors only."""
 
@@ -13,12 +13,11 @@ import subprocess
 
 import numpy as np
 import pytest
+from conftest import VECTORS, make_header, make_stream
+from fake_pack import install, moving_square, write_video
 
 import m3cvc_format as m
 from m3cvc_format import cli_demux, cli_mux, mkv
-
-from conftest import VECTORS, make_header, make_stream
-from fake_pack import install, moving_square, write_video
 
 VALID = sorted(p for p in VECTORS.glob("*.m3v") if json.loads(p.with_suffix(".json").read_text())["valid"])
 
@@ -40,8 +39,20 @@ def tool(*argv: str) -> str:
 
 
 def ffprobe(path) -> dict:
-    return json.loads(tool("ffprobe", "-v", "error", "-show_streams", "-show_chapters", "-show_format",
-                           "-count_packets", "-of", "json", str(path)))
+    return json.loads(
+        tool(
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_streams",
+            "-show_chapters",
+            "-show_format",
+            "-count_packets",
+            "-of",
+            "json",
+            str(path),
+        )
+    )
 
 
 def run(main, argv, capsys):
@@ -62,8 +73,12 @@ def fake_stream(tmp_path_factory):
         folder = tmp_path_factory.mktemp("fake")
         frames = np.concatenate([moving_square(16, 128, 80, step=2), moving_square(16, 128, 80, step=2, cut_at=0)])
         video = write_video(folder / "in.mp4", frames, fps=8)
-        texts = {"ranges": [{"start": 0, "end": 2, "keyframe": "A white square on blue.", "clip": "It slides right."},
-                            {"start": 2, "end": 9, "keyframe": "A square on orange.", "clip": "Still sliding."}]}
+        texts = {
+            "ranges": [
+                {"start": 0, "end": 2, "keyframe": "A white square on blue.", "clip": "It slides right."},
+                {"start": 2, "end": 9, "keyframe": "A square on orange.", "clip": "Still sliding."},
+            ]
+        }
         out = folder / "fake.m3v"
         encode(video, out, pack="test.fake", size=(128, 80), fps=8, texts=texts, interval=8)
         decoded = np.stack(list(cli_mux.decoded_frames(out.read_bytes())))
@@ -109,8 +124,12 @@ def test_ffprobe_reads_streams_chapters_and_subtitle_text(tmp_path):
     assert float(probe["chapters"][2]["start_time"]) == pytest.approx(7 * 1001 / 30000, abs=1e-6)
     assert float(probe["format"]["duration"]) == pytest.approx(39 * 1001 / 30000, abs=1e-3)
     need_tool("ffmpeg")
-    srt = subprocess.run(["ffmpeg", "-v", "error", "-i", str(out), "-map", "0:s:0", "-f", "srt", "-"],
-                         capture_output=True, text=True, check=True).stdout
+    srt = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(out), "-map", "0:s:0", "-f", "srt", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     with m.Reader(src) as r:
         first = r.clip(0).decode(r.header)
     assert first.keyframe_text in srt and first.clip_text in srt and "00:00:00,000 --> 00:00:00,200" in srt
@@ -168,8 +187,9 @@ def _cue_targets(path) -> list[tuple[int, tuple[int, int, bool]]]:
             assert cluster.element_id == mkv.CLUSTER
             block = mkv._header(f, cluster.data + tp[mkv.CUE_RELATIVE_POSITION], cluster.end)
             track = data[block.data] & 0x7F
-            out.append((mkv._uint_value(f, kids[mkv.CUE_TIME]),
-                        (block.element_id, track, bool(data[block.data + 3] & 0x80))))
+            out.append(
+                (mkv._uint_value(f, kids[mkv.CUE_TIME]), (block.element_id, track, bool(data[block.data + 3] & 0x80)))
+            )
     return out
 
 
@@ -182,7 +202,7 @@ def test_decoded_frames_match_the_decoder(fake_stream, tmp_path, monkeypatch):
     src, decoded = fake_stream
     decode(src, tmp_path / "d.y4m", chroma="444")
     data = (tmp_path / "d.y4m").read_bytes()
-    body = data[data.index(b"\n") + 1:]
+    body = data[data.index(b"\n") + 1 :]
     size = 6 + 128 * 80 * 3
     planes = [np.frombuffer(body[i + 6 : i + size], np.uint8).reshape(3, 80, 128) for i in range(0, len(body), size)]
     assert len(planes) == len(decoded)
@@ -304,8 +324,20 @@ def test_extract_from_mkvmerge_file(tmp_path):
     video = write_video(tmp_path / "v.mkv", moving_square(8, 64, 48), fps=8)
     out = tmp_path / "merged.mkv"
     need_tool("mkvmerge")
-    subprocess.run(["mkvmerge", "-q", "-o", str(out), "--attachment-mime-type", "application/x-m3v",
-                    "--attach-file", str(src), video], check=True)
+    subprocess.run(
+        [
+            "mkvmerge",
+            "-q",
+            "-o",
+            str(out),
+            "--attachment-mime-type",
+            "application/x-m3v",
+            "--attach-file",
+            str(src),
+            video,
+        ],
+        check=True,
+    )
     assert mkv.extract_m3v(out) == src.read_bytes()
     # the file m3v-mux wrote, remuxed by mkvmerge, still gives the stream back
     ours = tmp_path / "ours.mkv"
@@ -337,8 +369,20 @@ def test_wrong_mimetype_names_what_was_found(tmp_path):
     video = write_video(tmp_path / "v.mkv", moving_square(8, 64, 48), fps=8)
     (tmp_path / "notes.txt").write_text("hello")
     out = tmp_path / "w.mkv"
-    subprocess.run(["mkvmerge", "-q", "-o", str(out), "--attachment-mime-type", "text/plain",
-                    "--attach-file", str(tmp_path / "notes.txt"), video], check=True)
+    subprocess.run(
+        [
+            "mkvmerge",
+            "-q",
+            "-o",
+            str(out),
+            "--attachment-mime-type",
+            "text/plain",
+            "--attach-file",
+            str(tmp_path / "notes.txt"),
+            video,
+        ],
+        check=True,
+    )
     err = _error(out)
     assert isinstance(err, mkv.WrongMimeTypeError) and "notes.txt (text/plain)" in str(err)
     assert err.offset is not None
@@ -349,8 +393,20 @@ def test_attachment_that_is_not_m3v(tmp_path):
     video = write_video(tmp_path / "v.mkv", moving_square(8, 64, 48), fps=8)
     (tmp_path / "fake.m3v").write_bytes(b"not a stream at all")
     out = tmp_path / "n.mkv"
-    subprocess.run(["mkvmerge", "-q", "-o", str(out), "--attachment-mime-type", "application/x-m3v",
-                    "--attach-file", str(tmp_path / "fake.m3v"), video], check=True)
+    subprocess.run(
+        [
+            "mkvmerge",
+            "-q",
+            "-o",
+            str(out),
+            "--attachment-mime-type",
+            "application/x-m3v",
+            "--attach-file",
+            str(tmp_path / "fake.m3v"),
+            video,
+        ],
+        check=True,
+    )
     err = _error(out)
     assert type(err) is mkv.NotM3VAttachmentError and "signature" in str(err) and err.offset > 0
 
@@ -362,8 +418,20 @@ def test_damaged_stream_attached_by_another_muxer(tmp_path, capsys):
     for name, ok in (("crc-mismatch", False), ("cut-off", True), ("unterminated", True)):
         src = VECTORS / f"{name}.m3v"
         out = tmp_path / f"{name}.mkv"
-        subprocess.run(["mkvmerge", "-q", "-o", str(out), "--attachment-mime-type", "application/x-m3v",
-                        "--attach-file", str(src), video], check=True)
+        subprocess.run(
+            [
+                "mkvmerge",
+                "-q",
+                "-o",
+                str(out),
+                "--attachment-mime-type",
+                "application/x-m3v",
+                "--attach-file",
+                str(src),
+                video,
+            ],
+            check=True,
+        )
         if ok:
             assert mkv.extract_m3v(out) == src.read_bytes()
             continue
@@ -384,9 +452,22 @@ def test_sha256_in_another_muxers_description(tmp_path):
     sha = hashlib.sha256(src.read_bytes()).hexdigest()
     for digest, ok in ((sha, True), (sha[:-1] + ("0" if sha[-1] != "0" else "1"), False)):
         out = tmp_path / f"{ok}.mkv"
-        subprocess.run(["mkvmerge", "-q", "-o", str(out), "--attachment-mime-type", "application/x-m3v",
-                        "--attachment-description", f"my stream; sha256={digest}", "--attach-file", str(src),
-                        video], check=True)
+        subprocess.run(
+            [
+                "mkvmerge",
+                "-q",
+                "-o",
+                str(out),
+                "--attachment-mime-type",
+                "application/x-m3v",
+                "--attachment-description",
+                f"my stream; sha256={digest}",
+                "--attach-file",
+                str(src),
+                video,
+            ],
+            check=True,
+        )
         if ok:
             assert mkv.extract_m3v(out) == src.read_bytes()
         else:
@@ -419,9 +500,9 @@ def test_truncated_and_corrupted_attachment(tmp_path):
     assert data[uid_at : uid_at + 8] == hashlib.sha256(src).digest()[:8]
     # the FileData size damaged: it runs past its AttachedFile, reported at the FileData element
     size_at = at - 2  # FileData of 4569 bytes: id 46 5C, then a 2-byte size
-    assert data[size_at - 2 : size_at] == b"\x46\x5c" and data[size_at : at] == bytes([0x40 | 4569 >> 8, 4569 & 0xFF])
+    assert data[size_at - 2 : size_at] == b"\x46\x5c" and data[size_at:at] == bytes([0x40 | 4569 >> 8, 4569 & 0xFF])
     bad = bytearray(data)
-    bad[size_at : at] = b"\x7f\xfe"
+    bad[size_at:at] = b"\x7f\xfe"
     err = _error(bytes(bad))
     assert isinstance(err, mkv.DamagedAttachmentError) and "AttachedFile" in str(err) and err.offset == at - 4
     # an 8-byte Segment size far past the end of the file: the attachment before the cut is read

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fake_pack import install, moving_square, write_video
 
 import m3cvc_format as m
@@ -50,12 +49,19 @@ from m3cvc_codec.player.terminal import TerminalOutput, parse_keys, render_halfb
 TESTS = Path(__file__).resolve().parent
 FRAMES, WIDTH, HEIGHT, INTERVAL = 32, 128, 80, 8
 STARTS = (0, 8, 16, 24)
-TEXTS = {"clips": [{"index": k, "keyframe": f"Keyframe {k}: a white square on a plain background.",
-                    "clip": f"Clip {k}: the square slides to the right."} for k in range(4)]}
+TEXTS = {
+    "clips": [
+        {
+            "index": k,
+            "keyframe": f"Keyframe {k}: a white square on a plain background.",
+            "clip": f"Clip {k}: the square slides to the right.",
+        }
+        for k in range(4)
+    ]
+}
 
-LAUNCHER = f"""\
+LAUNCHER = """\
 import sys
-sys.path.insert(0, {str(TESTS)!r})
 import pytest
 from fake_pack import install
 install(pytest.MonkeyPatch())
@@ -112,7 +118,9 @@ def decoded(stream) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def launcher(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("launch") / "play.py"
+    folder = tmp_path_factory.mktemp("launch")
+    shutil.copy(TESTS / "fake_pack.py", folder)  # beside the script: on its sys.path
+    path = folder / "play.py"
     path.write_text(LAUNCHER)
     return path
 
@@ -143,16 +151,19 @@ def test_clip_at():
     assert [clip_at(STARTS, n) for n in (0, 7, 8, 15, 16, 31)] == [0, 0, 1, 1, 2, 3]
 
 
-@pytest.mark.parametrize("shown, action, target", [
-    (10, Action.NEXT_CLIP, 16),
-    (8, Action.NEXT_CLIP, 16),
-    (0, Action.NEXT_CLIP, 8),
-    (26, Action.NEXT_CLIP, None),   # the last clip: nothing to go to
-    (10, Action.PREV_CLIP, 0),      # the clip before the one on screen
-    (16, Action.PREV_CLIP, 8),
-    (26, Action.PREV_CLIP, 16),
-    (3, Action.PREV_CLIP, 0),       # first clip: its start
-])
+@pytest.mark.parametrize(
+    "shown, action, target",
+    [
+        (10, Action.NEXT_CLIP, 16),
+        (8, Action.NEXT_CLIP, 16),
+        (0, Action.NEXT_CLIP, 8),
+        (26, Action.NEXT_CLIP, None),  # the last clip: nothing to go to
+        (10, Action.PREV_CLIP, 0),  # the clip before the one on screen
+        (16, Action.PREV_CLIP, 8),
+        (26, Action.PREV_CLIP, 16),
+        (3, Action.PREV_CLIP, 0),  # first clip: its start
+    ],
+)
 def test_seek_to_clip_starts(shown, action, target):
     before = PlayerState(shown=shown, position=shown + 1)
     after = apply_action(before, action, TL)
@@ -467,7 +478,17 @@ def test_render_halfblock_colours():
 
 def test_parse_keys():
     assert parse_keys(b"\x1b[D\x1b[C q,.tf\x1bOD\x03") == [
-        "left", "right", "space", "q", ",", ".", "t", "f", "left", "quit"]
+        "left",
+        "right",
+        "space",
+        "q",
+        ",",
+        ".",
+        "t",
+        "f",
+        "left",
+        "quit",
+    ]
     assert parse_keys(b"\x1b") == ["escape"]
     assert parse_keys(b"\x1b[1;5Cq") == ["q"]  # unknown sequences are skipped
 
@@ -476,8 +497,17 @@ def test_terminal_output_hides_and_restores_the_cursor():
     out = io.StringIO()
     term = TerminalOutput("x", stdin=io.StringIO(), stdout=out, size=(80, 12))
     term.start()
-    view = core.View(frame=3, frame_count=10, clip=1, clip_count=2, fps=8.0, paused=False, overlay=True,
-                     fullscreen=False, description="a dog on grass")
+    view = core.View(
+        frame=3,
+        frame_count=10,
+        clip=1,
+        clip_count=2,
+        fps=8.0,
+        paused=False,
+        overlay=True,
+        fullscreen=False,
+        description="a dog on grass",
+    )
     term.show(np.full((20, 32, 3), 200, np.uint8), view)
     term.stop()
     text = out.getvalue()
@@ -493,8 +523,12 @@ def xdisplay():
     need(shutil.which("Xvfb") is not None, "Xvfb is not installed (apt-get install xvfb)")
     need(have_pygame(), "pygame is not installed (pip install 'm3cvc[play]')")
     read, write = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
-                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+        pass_fds=(write,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write)
     try:
         ready, _, _ = select.select([read], [], [], 15)
@@ -517,14 +551,15 @@ def x_env(display: str) -> dict:
 
 def psnr(a, b) -> float:
     mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+    return float("inf") if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
 def test_window_without_a_display_is_an_error(stream, launcher, tmp_path):
     need(have_pygame(), "pygame is not installed (pip install 'm3cvc[play]')")
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")}
-    run = subprocess.run([sys.executable, str(launcher), str(stream)], env=env, capture_output=True, text=True,
-                         timeout=30)
+    run = subprocess.run(
+        [sys.executable, str(launcher), str(stream)], env=env, capture_output=True, text=True, timeout=30
+    )
     assert run.returncode == 1
     assert "cannot open a window" in run.stderr and "--terminal" in run.stderr
     assert run.stderr.strip().splitlines()[-1].startswith("m3v-play: ")
@@ -534,8 +569,13 @@ def test_window_screenshot_matches_decoded_frame(stream, decoded, launcher, xdis
     import cv2
 
     shot = tmp_path / "shot.png"
-    run = subprocess.run([sys.executable, str(launcher), str(stream), "--frames", "6", "--start", "1",
-                          "--screenshot", str(shot)], env=x_env(xdisplay), capture_output=True, text=True, timeout=30)
+    run = subprocess.run(
+        [sys.executable, str(launcher), str(stream), "--frames", "6", "--start", "1", "--screenshot", str(shot)],
+        env=x_env(xdisplay),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert run.returncode == 0, run.stderr
     n = int(re.search(r"screenshot of frame (\d+)", run.stdout)[1])
     assert 8 <= n < 14
@@ -545,8 +585,13 @@ def test_window_screenshot_matches_decoded_frame(stream, decoded, launcher, xdis
     assert psnr(image, expected) > 40
     assert np.array_equal(image, expected)
     # and at the stream's own size, the decoded frame itself
-    run = subprocess.run([sys.executable, str(launcher), str(stream), "--frames", "1", "--scale", "1",
-                          "--screenshot", str(shot)], env=x_env(xdisplay), capture_output=True, text=True, timeout=30)
+    run = subprocess.run(
+        [sys.executable, str(launcher), str(stream), "--frames", "1", "--scale", "1", "--screenshot", str(shot)],
+        env=x_env(xdisplay),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert run.returncode == 0, run.stderr
     assert np.array_equal(cv2.cvtColor(cv2.imread(str(shot)), cv2.COLOR_BGR2RGB), decoded[0])
 
@@ -560,7 +605,7 @@ def read_xwd(data: bytes) -> np.ndarray:
     assert version == 7 and pixmap_format == 2 and bits_per_pixel in (24, 32), fields
     size = bits_per_pixel // 8
     rows = np.frombuffer(data, np.uint8, count=height * bytes_per_line, offset=header_size + 12 * ncolors)
-    cells = rows.reshape(height, bytes_per_line)[:, :width * size].reshape(height, width, size).astype(np.uint32)
+    cells = rows.reshape(height, bytes_per_line)[:, : width * size].reshape(height, width, size).astype(np.uint32)
     order = range(size) if byte_order == 0 else range(size - 1, -1, -1)  # LSBFirst: byte 0 is lowest
     pixels = sum(cells[..., i] << (8 * shift) for shift, i in enumerate(order))
     return np.dstack([((pixels & k) >> ((k & -k).bit_length() - 1)).astype(np.uint8) for k in masks])
@@ -570,8 +615,13 @@ def test_window_keys_with_xdotool(stream, decoded, launcher, xdisplay, tmp_path)
     need(shutil.which("xdotool") is not None, "xdotool is not installed (apt-get install xdotool)")
     need(shutil.which("xwd") is not None, "xwd is not installed (apt-get install x11-apps)")
     env = x_env(xdisplay)
-    proc = subprocess.Popen([sys.executable, str(launcher), str(stream), "--pause"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(launcher), str(stream), "--pause"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
     def x(*args: str) -> str:
         return subprocess.run(["xdotool", *args], env=env, capture_output=True, text=True, timeout=15).stdout.strip()
@@ -582,14 +632,15 @@ def test_window_keys_with_xdotool(stream, decoded, launcher, xdisplay, tmp_path)
         found = x("search", "--pid", str(proc.pid)).split()
         if not found:
             return None
-        geometry = dict(line.split("=", 1) for line in x("getwindowgeometry", "--shell", found[-1]).splitlines()
-                        if "=" in line)
+        geometry = dict(
+            line.split("=", 1) for line in x("getwindowgeometry", "--shell", found[-1]).splitlines() if "=" in line
+        )
         dump = subprocess.run(["xwd", "-silent", "-root"], env=env, capture_output=True, timeout=15)
         if dump.returncode != 0 or not geometry:
             return None
         left, top, w, h = (int(geometry[k]) for k in ("X", "Y", "WIDTH", "HEIGHT"))
         grab.size = (w, h)
-        return read_xwd(dump.stdout)[top:top + h, left:left + w]
+        return read_xwd(dump.stdout)[top : top + h, left : left + w]
 
     def wait_for(check, what: str) -> np.ndarray:
         deadline = time.monotonic() + 10
@@ -604,10 +655,11 @@ def test_window_keys_with_xdotool(stream, decoded, launcher, xdisplay, tmp_path)
     def showing(n: int, size=(WIDTH * 4, HEIGHT * 4)):
         x0, y0, w, h = fit_rect(WIDTH, HEIGHT, *size)
         canvas = np.zeros((size[1], size[0], 3), np.uint8)  # black bars around the picture
-        canvas[y0:y0 + h, x0:x0 + w] = scale_frame(decoded[n], w, h)
+        canvas[y0 : y0 + h, x0 : x0 + w] = scale_frame(decoded[n], w, h)
 
         def check(image):
-            return grab.size == size and np.array_equal(image, canvas[:image.shape[0], :image.shape[1]])
+            return grab.size == size and np.array_equal(image, canvas[: image.shape[0], : image.shape[1]])
+
         return check
 
     def focus() -> None:
@@ -659,13 +711,18 @@ def test_terminal_mode_in_tmux(stream, launcher, tmp_path):
     socket = f"m3vplay{os.getpid()}"
 
     def tmux(*args: str) -> str:
-        return subprocess.run(["tmux", "-L", socket, *args], env=env, capture_output=True, text=True,
-                              timeout=15).stdout
+        return subprocess.run(["tmux", "-L", socket, *args], env=env, capture_output=True, text=True, timeout=15).stdout
 
     q = shlex.quote
-    command = f"{q(sys.executable)} {q(str(launcher))} --terminal --loop {q(str(stream))}; echo $? > {q(str(rc))}; sleep 30"
-    subprocess.run(["tmux", "-L", socket, "-f", "/dev/null", "new-session", "-d", "-x", "80", "-y", "24", command],
-                   env=env, check=True, timeout=15)
+    command = (
+        f"{q(sys.executable)} {q(str(launcher))} --terminal --loop {q(str(stream))}; echo $? > {q(str(rc))}; sleep 30"
+    )
+    subprocess.run(
+        ["tmux", "-L", socket, "-f", "/dev/null", "new-session", "-d", "-x", "80", "-y", "24", command],
+        env=env,
+        check=True,
+        timeout=15,
+    )
     try:
         deadline = time.monotonic() + 15
         while "\u2580" not in (screen := tmux("capture-pane", "-e", "-p")):

@@ -10,15 +10,14 @@ import av
 import cv2
 import numpy as np
 import pytest
+from conftest import need_media
+from fake_pack import FakePack, install
+from pyav_api_script import exercise
 
 import m3cvc_format as m
 from m3cvc_codec import PackError, decode, encode
 from m3cvc_codec.frame_decoder import PackFrameDecoder
 from m3cvc_format import framedecoders
-
-from conftest import need_media
-from fake_pack import FakePack, install
-from pyav_api_script import exercise
 
 SOURCE_FRAMES = 60  # 2 s of the 30 fps source
 GOP = 10
@@ -33,8 +32,14 @@ def mp4(tmp_path_factory):
         rate = inp.streams.video[0].average_rate
         s = outp.add_stream("libx264", rate=rate)
         s.width, s.height, s.pix_fmt = 176, 144, "yuv420p"
-        s.options = {"g": str(GOP), "keyint_min": str(GOP), "sc_threshold": "0", "bf": "0",
-                     "preset": "ultrafast", "crf": "20"}
+        s.options = {
+            "g": str(GOP),
+            "keyint_min": str(GOP),
+            "sc_threshold": "0",
+            "bf": "0",
+            "preset": "ultrafast",
+            "crf": "20",
+        }
         for i, frame in enumerate(inp.decode(video=0)):
             if i == SOURCE_FRAMES:
                 break
@@ -90,8 +95,7 @@ def test_script_on_m3v_through_m3cvc_format_open(m3v, mp4, pack_decoder):
 
 def test_frames_equal_the_codecs_decoder(m3v, pack_decoder, tmp_path):
     decode(m3v, tmp_path / "png/")
-    reference = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
-                 for p in sorted((tmp_path / "png").glob("*.png"))]
+    reference = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted((tmp_path / "png").glob("*.png"))]
     with m.open(m3v) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
         assert [f.pts for f in c.decode()] == []  # at the end
@@ -109,5 +113,4 @@ def test_pack_frame_decoder_checks_the_pack(m3v, monkeypatch):
     with m.open(m3v) as c, pytest.raises(PackError, match="weights"):
         next(c.decode())  # the stream opens; frames are refused
     with pytest.raises(PackError, match="not installed"):
-        PackFrameDecoder(m.Header(width=176, height=144, fps=8, grid_h=9, grid_w=11,
-                                  pack_id="org.example.missing"))
+        PackFrameDecoder(m.Header(width=176, height=144, fps=8, grid_h=9, grid_w=11, pack_id="org.example.missing"))

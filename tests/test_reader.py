@@ -7,13 +7,12 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from conftest import Pipe, make_clips, make_header, make_stream
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import m3cvc_format as m
 from m3cvc_format.chunks import frame_chunk
-
-from conftest import Pipe, make_clips, make_header, make_stream
 
 STREAM = make_stream(count=6)
 
@@ -33,7 +32,12 @@ def test_reads_what_was_written():
     decoded = [rec.decode(r.header) for rec in r]
     for got, want in zip(decoded, clips):
         assert (got.index, got.first_frame, got.frame_count, got.mode, got.seed) == (
-            want.index, want.first_frame, want.frame_count, want.mode, want.seed)
+            want.index,
+            want.first_frame,
+            want.frame_count,
+            want.mode,
+            want.seed,
+        )
         assert (got.keyframe_text, got.clip_text) == (want.keyframe_text, want.clip_text)
         assert np.array_equal(got.index_map, want.index_map)
     assert len(decoded) == 6
@@ -163,7 +167,7 @@ def test_random_garbage_only_raises_our_errors(garbage):
 def test_garbage_memory_stays_proportional_to_input(garbage, where):
     data = bytearray(STREAM)
     pos = 8 + where % (len(data) - 8)
-    data[pos:pos + len(garbage)] = garbage
+    data[pos : pos + len(garbage)] = garbage
     tracemalloc.start()
     try:
         _consume(bytes(data))
@@ -178,7 +182,7 @@ def test_length_far_beyond_the_data_allocates_nothing_big():
     r = m.Reader(STREAM)
     clip1 = r.index[1].offset
     data = bytearray(STREAM)
-    data[clip1 + 1:clip1 + 3] = b"\xff\xff\xff\x7f"  # 2**28 - 1
+    data[clip1 + 1 : clip1 + 3] = b"\xff\xff\xff\x7f"  # 2**28 - 1
     for src in (bytes(data), Pipe(bytes(data), step=4096)):
         tracemalloc.start()
         reader = m.Reader(src)
@@ -215,8 +219,17 @@ def test_signature_damage_is_explained():
 
 
 def test_errors_subclass_value_error():
-    for name in ("SignatureError", "TruncatedError", "ChecksumError", "MalformedError", "LimitError",
-                 "UnknownChunkError", "PayloadError", "UnsupportedVersionError", "MissingIndexError"):
+    for name in (
+        "SignatureError",
+        "TruncatedError",
+        "ChecksumError",
+        "MalformedError",
+        "LimitError",
+        "UnknownChunkError",
+        "PayloadError",
+        "UnsupportedVersionError",
+        "MissingIndexError",
+    ):
         cls = getattr(m, name)
         assert issubclass(cls, m.M3VError) and issubclass(cls, ValueError)
 

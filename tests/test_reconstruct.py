@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from fake_pack import moving_square, textured_pan
 
 from m3cvc_codec.reconstruct import interpolate_clip, predict_clip
-
-from fake_pack import moving_square, textured_pan
 
 
 def square_x(frame):

@@ -4,13 +4,10 @@ conformance vectors, the spec's worked examples, and the production encoder."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference import m3v_reference as R  # noqa: E402
+from reference import m3v_reference as R
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT / "spec" / "vectors"
@@ -77,8 +74,7 @@ def test_invalid_vector_recovery(name):
     assert type(first).__name__ == want["error"] and first.offset == want["offset"]
     # every readable clip that is not decodable is reported, at its own offset
     undecodable = [c["offset"] for c in got["clips"] if not c["decodable"]]
-    assert [e.offset for e in got["errors"] if isinstance(e, R.MissingReferenceError)] == \
-        undecodable
+    assert [e.offset for e in got["errors"] if isinstance(e, R.MissingReferenceError)] == undecodable
 
 
 def test_temporal_vectors():
@@ -103,8 +99,7 @@ def test_temporal_vectors():
             c = by_index[k]
             assert c["index_map_coder"] == R.TEMPORAL and c["index_map"] is None
             assert k - 1 not in want["decodable_clips"]
-            assert any(isinstance(e, R.MissingReferenceError) and e.offset == c["offset"]
-                       for e in got["errors"])
+            assert any(isinstance(e, R.MissingReferenceError) and e.offset == c["offset"] for e in got["errors"])
     if "temporal" in names and "temporal-damaged" in names:
         intact = {c["index"]: c for c in _load("temporal")[1]["clips"]}
         for c in R.read_stream(_load("temporal-damaged")[0], strict=False)["clips"]:
@@ -240,14 +235,17 @@ def test_normalize_and_rank():
     assert R.rank_order([3, 5, 5, 1]) == [1, 2, 0, 3]
 
 
-@pytest.mark.parametrize("V, rows, coder, prior, hexpayload", [
-    (4, [[1, 2, 3]], 0, None, "6c"),
-    (3, [[0, 1, 2]], 1, None, "02000001"),
-    (3, [[0, 1, 2]], 1, [5, 0, 3], "00006002"),
-    (8, [[5, 5, 7], [5, 5, 7]], 2, None, "465ebd74"),
-    (8, [[5, 5, 7], [5, 5, 7]], 2, [1, 0, 0, 0, 0, 4, 0, 2], "7d298821"),
-    (4, [[3, 3, 3, 1], [3, 3, 1, 1], [0, 3, 1, 2]], 2, None, "6d97ebad9503"),
-])
+@pytest.mark.parametrize(
+    "V, rows, coder, prior, hexpayload",
+    [
+        (4, [[1, 2, 3]], 0, None, "6c"),
+        (3, [[0, 1, 2]], 1, None, "02000001"),
+        (3, [[0, 1, 2]], 1, [5, 0, 3], "00006002"),
+        (8, [[5, 5, 7], [5, 5, 7]], 2, None, "465ebd74"),
+        (8, [[5, 5, 7], [5, 5, 7]], 2, [1, 0, 0, 0, 0, 4, 0, 2], "7d298821"),
+        (4, [[3, 3, 3, 1], [3, 3, 1, 1], [0, 3, 1, 2]], 2, None, "6d97ebad9503"),
+    ],
+)
 def test_index_map_examples(V, rows, coder, prior, hexpayload):
     got = R.decode_index_map(bytes.fromhex(hexpayload), len(rows), len(rows[0]), V, coder, prior)
     assert got == rows
@@ -359,18 +357,20 @@ def test_temporal_crafted_payloads():
     # the same with ESCAPE and a stage-2 value 3 (2 excluded twice over) is valid
     c2 = [b + (R.S2_INC if v == 2 else 0) for v, b in enumerate(base)]
     c2[2] = 0
-    ok = _rans_encode([(0, S0), (1, s0_after_copy), (R.ESCAPE, f1), (3, R.normalize(c2)),
-                       (0, S0)])
+    ok = _rans_encode([(0, S0), (1, s0_after_copy), (R.ESCAPE, f1), (3, R.normalize(c2)), (0, S0)])
     assert R.decode_index_map(ok, 1, 3, V, 3, None, [[2, 2, 0]]) == [[2, 3, 0]]
 
 
-@pytest.mark.parametrize("payload", [
-    "01",                # all COPY, but the final state is 1, not 0 (a trailing symbol)
-    "1106213601",        # the worked example with a word appended
-    "110621",            # the worked example cut short
-    "1106213600",        # ends with a zero byte
-    "0100",              # ends with a zero byte
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "01",  # all COPY, but the final state is 1, not 0 (a trailing symbol)
+        "1106213601",  # the worked example with a word appended
+        "110621",  # the worked example cut short
+        "1106213600",  # ends with a zero byte
+        "0100",  # ends with a zero byte
+    ],
+)
 def test_temporal_invalid(payload):
     with pytest.raises(R.PayloadError):
         R.decode_index_map(bytes.fromhex(payload), 3, 4, 4, 3, None, EX_REF)
@@ -421,8 +421,13 @@ def _clip(index, first, coder, payload, grid=(3, 4), text=""):
 
 # clip 0 CONTEXT -> EX_REF; clip 1 TEMPORAL -> EX_MAP; clip 2 TEMPORAL, all copy -> EX_MAP;
 # clip 3 CONTEXT -> EX_REF; clip 4 TEMPORAL, all copy -> EX_REF
-DEP_CLIPS = [(2, "6d97ebad9503", EX_REF), (3, "11062136", EX_MAP), (3, "", EX_MAP),
-             (2, "6d97ebad9503", EX_REF), (3, "", EX_REF)]
+DEP_CLIPS = [
+    (2, "6d97ebad9503", EX_REF),
+    (3, "11062136", EX_MAP),
+    (3, "", EX_MAP),
+    (2, "6d97ebad9503", EX_REF),
+    (3, "", EX_REF),
+]
 
 
 def _dep_stream(minor=1, clips=DEP_CLIPS, damage=None):
@@ -447,8 +452,7 @@ def test_stream_with_dependent_clips():
     assert [c["offset"] for c in got["clips"]] == offsets
 
 
-@pytest.mark.parametrize("damaged, lost", [(0, [1, 2]), (1, [2]), (2, []), (3, [4]),
-                                           (4, [])])
+@pytest.mark.parametrize("damaged, lost", [(0, [1, 2]), (1, [2]), (2, []), (3, [4]), (4, [])])
 def test_damaged_clip_takes_its_dependants(damaged, lost):
     data, offsets = _dep_stream(damage=damaged)
     with pytest.raises(R.ChecksumError) as info:
@@ -458,21 +462,22 @@ def test_damaged_clip_takes_its_dependants(damaged, lost):
     # the dependants stay readable (their chunks are intact) but are not decodable
     assert [c["index"] for c in got["clips"]] == [k for k in range(len(DEP_CLIPS)) if k != damaged]
     assert [c["index"] for c in got["clips"] if c["decodable"]] == [
-        k for k in range(len(DEP_CLIPS)) if k != damaged and k not in lost]
+        k for k in range(len(DEP_CLIPS)) if k != damaged and k not in lost
+    ]
     for c in got["clips"]:
         if c["decodable"]:
             assert c["index_map"] == DEP_CLIPS[c["index"]][2]
         else:
             assert c["index_map"] is None and c["index_map_coder"] == 3
             assert c["keyframe_text"] == f"clip {c['index']}"  # the rest is read
-    assert [(type(e).__name__, e.offset) for e in got["errors"]] == [
-        ("ChecksumError", offsets[damaged])] + [
-        ("MissingReferenceError", offsets[k]) for k in lost]
+    assert [(type(e).__name__, e.offset) for e in got["errors"]] == [("ChecksumError", offsets[damaged])] + [
+        ("MissingReferenceError", offsets[k]) for k in lost
+    ]
 
 
 def test_cut_off_stream_with_dependent_clips():
     data, offsets = _dep_stream()
-    got = R.read_stream(data[:offsets[3] + 5])
+    got = R.read_stream(data[: offsets[3] + 5])
     assert got["errors"] == [] and got["truncated_at"] == offsets[3]
     assert [c["index_map"] for c in got["clips"]] == [w for _, _, w in DEP_CLIPS[:3]]
 
@@ -480,7 +485,7 @@ def test_cut_off_stream_with_dependent_clips():
 def test_lost_clip_takes_its_dependants():
     """Clip 1 cut out of the data altogether (its bytes replaced by garbage)."""
     data, offsets = _dep_stream()
-    data = data[:offsets[1]] + b"\x02\x7f" + data[offsets[2]:]
+    data = data[: offsets[1]] + b"\x02\x7f" + data[offsets[2] :]
     got = R.read_stream(data, strict=False)
     assert [c["index"] for c in got["clips"]] == [0, 2, 3, 4]
     assert [c["index"] for c in got["clips"] if c["decodable"]] == [0, 3, 4]
@@ -517,19 +522,22 @@ def test_decode_seed():
 
 m = pytest.importorskip("m3cvc_format")
 np = pytest.importorskip("numpy")
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st
 
-CODECS = {"utf8": (m.TextCodec.UTF8, 0), "lzw": (m.TextCodec.LZW, 1),
-          "tokans1": (m.TextCodec.TOKANS1, 2)}
-SETTINGS = settings(max_examples=150, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+CODECS = {"utf8": (m.TextCodec.UTF8, 0), "lzw": (m.TextCodec.LZW, 1), "tokans1": (m.TextCodec.TOKANS1, 2)}
+SETTINGS = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.mark.parametrize("codec", sorted(CODECS))
 @SETTINGS
-@given(text=st.one_of(st.text(max_size=300),
-                      st.text(alphabet="ab é中🌼 .", max_size=600),
-                      st.sampled_from(["", "a", "The dog runs.", "é" * 400])))
+@given(
+    text=st.one_of(
+        st.text(max_size=300),
+        st.text(alphabet="ab é中🌼 .", max_size=600),
+        st.sampled_from(["", "a", "The dog runs.", "é" * 400]),
+    )
+)
 def test_text_roundtrip_with_production_encoder(codec, text):
     prod, ours = CODECS[codec]
     payload = m.encode_text(text, prod)
@@ -542,6 +550,7 @@ def test_text_roundtrip_with_production_encoder(codec, text):
 def test_long_text_with_production_encoder(codec):
     """Long enough to fill the LZW dictionary (12-bit codes, no more entries)."""
     import random
+
     rng = random.Random(7)
     words = ["dog", "grass", "the", "runs", "über", "猫", "🌼", "park", "a", "man"]
     text = " ".join(rng.choice(words) + str(rng.randrange(1000)) for _ in range(6000))
@@ -572,11 +581,14 @@ def index_maps(draw):
         arr = np.where(noise, rng.integers(0, V, (h, w)), arr)
     else:
         arr = np.full((h, w), int(rng.integers(0, V)))
-    prior = draw(st.one_of(
-        st.none(),
-        st.lists(st.integers(0, 2**24 - 1), min_size=V, max_size=V),
-        st.just([0] * V),
-        st.just([int(x) for x in rng.integers(0, 50, V)])))
+    prior = draw(
+        st.one_of(
+            st.none(),
+            st.lists(st.integers(0, 2**24 - 1), min_size=V, max_size=V),
+            st.just([0] * V),
+            st.just([int(x) for x in rng.integers(0, 50, V)]),
+        )
+    )
     return arr.astype(np.int64), V, prior
 
 
@@ -591,10 +603,11 @@ def test_index_map_roundtrip_with_production_encoder(coder, case):
 
 
 @settings(max_examples=200, deadline=None, database=None)
-@given(name=st.sampled_from(["minimal", "ancillary", "text-lzw", "text-tokans1", "newer-minor"]),
-       edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1,
-                      max_size=4),
-       cut=st.one_of(st.none(), st.integers(0, 10**6)))
+@given(
+    name=st.sampled_from(["minimal", "ancillary", "text-lzw", "text-tokans1", "newer-minor"]),
+    edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4),
+    cut=st.one_of(st.none(), st.integers(0, 10**6)),
+)
 def test_damaged_streams_fail_only_with_format_errors(name, edits, cut):
     """Any damage gives a result or one of the decoder's own errors, never a crash."""
     data = bytearray(_load(name)[0])
@@ -632,14 +645,20 @@ def temporal_cases(draw):
             frac = draw(st.sampled_from([0.05, 0.3, 0.7]))
             change = rng.random((h, w)) < frac
             ref = np.where(change, rng.integers(0, V, (h, w)), ref)
-    prior = draw(st.one_of(st.none(), st.just([0] * V),
-                           st.just([int(x) for x in rng.integers(0, 50, V)]),
-                           st.lists(st.integers(0, 2**24 - 1), min_size=V, max_size=V)))
+    prior = draw(
+        st.one_of(
+            st.none(),
+            st.just([0] * V),
+            st.just([int(x) for x in rng.integers(0, 50, V)]),
+            st.lists(st.integers(0, 2**24 - 1), min_size=V, max_size=V),
+        )
+    )
     return arr.astype(np.int64), ref.astype(np.int64), V, prior
 
 
-TEMPORAL_SETTINGS = settings(max_examples=80, deadline=None, database=None,
-                             suppress_health_check=[HealthCheck.too_slow])
+TEMPORAL_SETTINGS = settings(
+    max_examples=80, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @needs_temporal
@@ -659,10 +678,14 @@ def test_temporal_roundtrip_with_production_encoder(case):
 
 @needs_temporal
 @TEMPORAL_SETTINGS
-@given(case=temporal_cases(), edit=st.one_of(
-    st.tuples(st.just("flip"), st.integers(0, 2**16), st.integers(1, 255)),
-    st.tuples(st.just("cut"), st.integers(1, 8), st.just(0)),
-    st.tuples(st.just("append"), st.integers(1, 255), st.integers(0, 3))))
+@given(
+    case=temporal_cases(),
+    edit=st.one_of(
+        st.tuples(st.just("flip"), st.integers(0, 2**16), st.integers(1, 255)),
+        st.tuples(st.just("cut"), st.integers(1, 8), st.just(0)),
+        st.tuples(st.just("append"), st.integers(1, 255), st.integers(0, 3)),
+    ),
+)
 def test_temporal_damaged_payloads(case, edit):
     """A changed payload is rejected (PayloadError) or, when accepted, is the only coding of
     what it decodes to (ec "Encoding": payloads are unique), so production re-encodes it."""
@@ -676,7 +699,7 @@ def test_temporal_damaged_payloads(case, edit):
     elif what == "cut":
         if not payload:
             return
-        del payload[-min(a, len(payload)):]
+        del payload[-min(a, len(payload)) :]
     else:
         payload += bytes([a]) + bytes(b)
     h, w = arr.shape
@@ -686,4 +709,3 @@ def test_temporal_damaged_payloads(case, edit):
         return
     again = m.encode_index_map(np.array(got, dtype=np.int64), V, TEMPORAL, prior, ref)
     assert again == bytes(payload)
-

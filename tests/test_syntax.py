@@ -82,7 +82,11 @@ headers = st.builds(
     default_mode=st.sampled_from(list(m.Mode)),
     stream_seed=st.integers(0, 2**64 - 1),
     prior=st.one_of(st.just(()), st.lists(st.integers(0, 2**24 - 1), min_size=16, max_size=16).map(tuple)),
-    metadata=st.dictionaries(st.text(max_size=8), st.one_of(st.integers(-5, 2**40), st.text(max_size=20), st.floats(allow_nan=False)), max_size=5),
+    metadata=st.dictionaries(
+        st.text(max_size=8),
+        st.one_of(st.integers(-5, 2**40), st.text(max_size=20), st.floats(allow_nan=False)),
+        max_size=5,
+    ),
 ).filter(lambda h: h.grid_h * h.grid_w <= 2**18)
 
 
@@ -96,8 +100,16 @@ def test_head_round_trip(header):
 def test_head_rejects_values_beyond_limits():
     good = chunks.build_head(m.Header(width=64, height=48, fps=8, grid_h=3, grid_w=4))
     v = syntax.HeadPayload.parse(good)
-    for field, bad in [("width", 0), ("width", 65536), ("grid_h", 1025), ("vocab_size", 4097), ("fps_den", 0),
-                       ("text_codec", 9), ("default_mode", 2), ("pack_id", b"Bad ID")]:
+    for field, bad in [
+        ("width", 0),
+        ("width", 65536),
+        ("grid_h", 1025),
+        ("vocab_size", 4097),
+        ("fps_den", 0),
+        ("text_codec", 9),
+        ("default_mode", 2),
+        ("pack_id", b"Bad ID"),
+    ]:
         patched = syntax.HeadPayload.build({**v, field: bad})
         with pytest.raises(m.M3VError) as info:
             chunks.parse_head(patched, 8)
@@ -114,15 +126,26 @@ sub_chunk = st.tuples(st.sampled_from([0, 1, 2, 8, 9, 15]), st.binary(max_size=3
 
 @settings(max_examples=200)
 @given(
-    clip_index=u63, first_frame=u63, frame_count=st.integers(1, 2**40), flags=st.sampled_from([0, 1, 2, 3]),
-    seed=st.integers(0, 2**64 - 1), subs=st.lists(sub_chunk, max_size=6),
+    clip_index=u63,
+    first_frame=u63,
+    frame_count=st.integers(1, 2**40),
+    flags=st.sampled_from([0, 1, 2, 3]),
+    seed=st.integers(0, 2**64 - 1),
+    subs=st.lists(sub_chunk, max_size=6),
 )
 def test_clip_payload_fast_parser_agrees_with_construct(clip_index, first_frame, frame_count, flags, seed, subs):
-    built = syntax.ClipPayload.build(dict(
-        fields=dict(clip_index=clip_index, first_frame=first_frame, frame_count=frame_count, flags=flags,
-                    seed=seed if flags & 2 else None),
-        sub_chunks=[dict(tag=len(body) << 4 | kind, body=body) for kind, body in subs],
-    ))
+    built = syntax.ClipPayload.build(
+        dict(
+            fields=dict(
+                clip_index=clip_index,
+                first_frame=first_frame,
+                frame_count=frame_count,
+                flags=flags,
+                seed=seed if flags & 2 else None,
+            ),
+            sub_chunks=[dict(tag=len(body) << 4 | kind, body=body) for kind, body in subs],
+        )
+    )
     reference = syntax.ClipPayload.parse(built)
     assert reference.fields.clip_index == clip_index
     assert [(s.kind, s.body) for s in reference.sub_chunks] == subs
@@ -136,7 +159,11 @@ def test_clip_payload_fast_parser_agrees_with_construct(clip_index, first_frame,
             # The index-map body's own header (coder, rows, columns) may be malformed.
             return
         assert (record.index, record.first_frame, record.frame_count, record.flags) == (
-            clip_index, first_frame, frame_count, flags)
+            clip_index,
+            first_frame,
+            frame_count,
+            flags,
+        )
         assert record.seed == (seed if flags & 2 else None)
         assert record.ancillary == tuple((k, b) for k, b in subs if k >= 8)
         texts = {k: b for k, b in subs if k < 2}
@@ -149,18 +176,24 @@ def test_clip_payload_fast_parser_agrees_with_construct(clip_index, first_frame,
 
 def test_clip_rejects_reserved_flag_only_in_own_version():
     body = bytes([1]) + syntax.encode_leb128(2) + syntax.encode_leb128(2) + b"\x01"
-    payload = syntax.ClipPayload.build(dict(
-        fields=dict(clip_index=0, first_frame=0, frame_count=1, flags=0x80, seed=None),
-        sub_chunks=[dict(tag=len(body) << 4 | 2, body=body)]))
+    payload = syntax.ClipPayload.build(
+        dict(
+            fields=dict(clip_index=0, first_frame=0, frame_count=1, flags=0x80, seed=None),
+            sub_chunks=[dict(tag=len(body) << 4 | 2, body=body)],
+        )
+    )
     with pytest.raises(m.MalformedError):
         chunks.parse_clip(payload, 0, 0, minor=m.VERSION_MINOR)
     assert chunks.parse_clip(payload, 0, 0, minor=m.VERSION_MINOR + 1).flags == 0x80
 
 
 def test_clip_rejects_unknown_critical_sub_chunk():
-    payload = syntax.ClipPayload.build(dict(
-        fields=dict(clip_index=0, first_frame=0, frame_count=1, flags=0, seed=None),
-        sub_chunks=[dict(tag=1 << 4 | 5, body=b"x")]))
+    payload = syntax.ClipPayload.build(
+        dict(
+            fields=dict(clip_index=0, first_frame=0, frame_count=1, flags=0, seed=None),
+            sub_chunks=[dict(tag=1 << 4 | 5, body=b"x")],
+        )
+    )
     with pytest.raises(m.UnknownChunkError):
         chunks.parse_clip(payload, 0, 0)
 

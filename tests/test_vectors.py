@@ -3,23 +3,28 @@ reproduces them byte for byte."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import sys
 
 import numpy as np
 import pytest
+from conftest import ROOT, VECTORS
 
 import m3cvc_format as m
 from m3cvc_format import info
 
-from conftest import ROOT, VECTORS
-
 VECTOR_FILES = sorted(VECTORS.glob("*.m3v"))
 
-sys.path.insert(0, str(ROOT / "tools"))
-import make_vectors  # noqa: E402
 
-sys.path.pop(0)
+def _load_tool(name: str):
+    """A script of tools/ as a module, loaded from its file (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+make_vectors = _load_tool("make_vectors")
 
 
 def expected(path):
@@ -28,9 +33,22 @@ def expected(path):
 
 def test_there_are_vectors_of_every_required_kind():
     names = {p.stem for p in VECTOR_FILES}
-    for required in ("minimal", "clips-modes", "grid-32x32", "grid-64x64", "text-utf8", "text-lzw", "text-tokans1",
-                     "unterminated", "cut-off", "ancillary", "bad-signature", "crc-mismatch", "truncated-header",
-                     "length-beyond-file"):
+    for required in (
+        "minimal",
+        "clips-modes",
+        "grid-32x32",
+        "grid-64x64",
+        "text-utf8",
+        "text-lzw",
+        "text-tokans1",
+        "unterminated",
+        "cut-off",
+        "ancillary",
+        "bad-signature",
+        "crc-mismatch",
+        "truncated-header",
+        "length-beyond-file",
+    ):
         assert required in names
 
 
@@ -57,10 +75,33 @@ def test_vector(path):
     reader = m.Reader(data, on_damage="skip")
     h = reader.header
     wh = want["header"]
-    assert [h.width, h.height, [h.fps.numerator, h.fps.denominator], h.frame_count, h.pack_id, h.pack_hash.hex(),
-            [h.grid_h, h.grid_w], h.vocab_size, int(h.text_codec), h.stream_seed, list(h.prior), h.metadata] == [
-        wh["width"], wh["height"], wh["fps"], wh["frame_count"], wh["pack_id"], wh["pack_hash"], wh["grid"],
-        wh["vocab_size"], wh["text_codec"], wh["stream_seed"], wh["prior"], wh["metadata"]]
+    assert [
+        h.width,
+        h.height,
+        [h.fps.numerator, h.fps.denominator],
+        h.frame_count,
+        h.pack_id,
+        h.pack_hash.hex(),
+        [h.grid_h, h.grid_w],
+        h.vocab_size,
+        int(h.text_codec),
+        h.stream_seed,
+        list(h.prior),
+        h.metadata,
+    ] == [
+        wh["width"],
+        wh["height"],
+        wh["fps"],
+        wh["frame_count"],
+        wh["pack_id"],
+        wh["pack_hash"],
+        wh["grid"],
+        wh["vocab_size"],
+        wh["text_codec"],
+        wh["stream_seed"],
+        wh["prior"],
+        wh["metadata"],
+    ]
     records = list(reader.clips())
     assert len(records) == len(want["clips"])
     in_order = list(m.Reader(data, on_damage="skip").decoded_clips())
@@ -68,9 +109,15 @@ def test_vector(path):
     for record, wc, sequential in zip(records, want["clips"], in_order):
         clip = reader.decode_clip(record.index, maps) if reader.index_source == "trailer" else sequential
         assert np.array_equal(sequential.index_map, clip.index_map)
-        assert (record.offset, record.size, clip.index, clip.first_frame, clip.frame_count, clip.mode.name.lower(),
-                clip.seed) == (wc["offset"], wc["size"], wc["index"], wc["first_frame"], wc["frame_count"], wc["mode"],
-                               wc["seed"])
+        assert (
+            record.offset,
+            record.size,
+            clip.index,
+            clip.first_frame,
+            clip.frame_count,
+            clip.mode.name.lower(),
+            clip.seed,
+        ) == (wc["offset"], wc["size"], wc["index"], wc["first_frame"], wc["frame_count"], wc["mode"], wc["seed"])
         assert m.decode_seed(h.stream_seed, clip.index, clip.seed) == wc["decode_seed"]
         assert (clip.keyframe_text, clip.clip_text) == (wc["keyframe_text"], wc["clip_text"])
         assert np.array_equal(clip.index_map, np.array(wc["index_map"]))

@@ -8,12 +8,11 @@ import logging
 import av
 import numpy as np
 import pytest
+from conftest import need_media
+from fake_pack import moving_square, write_video
 
 from m3cvc_codec import CodecError
 from m3cvc_codec.video_io import check_size, fit_frame, open_writer, parse_size, probe, read_frames
-
-from conftest import need_media
-from fake_pack import moving_square, write_video
 
 
 def numbered(n, width=64, height=48):
@@ -42,8 +41,9 @@ def test_one_frame_video_gives_one_frame(tmp_path):
     assert len(list(read_frames(path, (64, 48), fps=8))) == 1
 
 
-@pytest.mark.parametrize("codec,pix_fmt", [("ffv1", "yuv444p"), ("ffv1", "gray"), ("libx264", "yuv420p"),
-                                           ("ffv1", "bgr0")])
+@pytest.mark.parametrize(
+    "codec,pix_fmt", [("ffv1", "yuv444p"), ("ffv1", "gray"), ("libx264", "yuv420p"), ("ffv1", "bgr0")]
+)
 def test_pixel_formats_become_rgb(tmp_path, codec, pix_fmt):
     rgb = np.zeros((2, 48, 64, 3), np.uint8)
     rgb[:] = (200, 200, 200) if pix_fmt == "gray" else (200, 40, 40)
@@ -155,8 +155,15 @@ def test_audio_only_file(tmp_path):
         list(read_frames(path))
 
 
-@pytest.mark.parametrize("size,match", [((100, 80), "multiple of 16.*try 96x80"), ((16, 16), "too small"),
-                                        ((8192, 4096), "too large"), (("a", 3), "pair")])
+@pytest.mark.parametrize(
+    "size,match",
+    [
+        ((100, 80), "multiple of 16.*try 96x80"),
+        ((16, 16), "too small"),
+        ((8192, 4096), "too large"),
+        (("a", 3), "pair"),
+    ],
+)
 def test_bad_sizes(size, match):
     with pytest.raises(CodecError, match=match):
         check_size(size, 16)

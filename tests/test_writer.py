@@ -10,10 +10,9 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import ROOT, make_clips, make_header, make_stream
 
 import m3cvc_format as m
-
-from conftest import ROOT, make_clips, make_header, make_stream
 
 
 def test_path_is_published_only_on_close(tmp_path):
@@ -35,10 +34,9 @@ def test_failure_leaves_no_file(tmp_path):
     header = make_header()
     target = tmp_path / "out.m3v"
     target.write_bytes(b"previous version")
-    with pytest.raises(RuntimeError):
-        with m.Writer(target, header, index_map_coder=m.IndexMapCoder.RAW) as w:
-            w.write_clip(make_clips(header, 1)[0])
-            raise RuntimeError("encoder crashed")
+    with pytest.raises(RuntimeError), m.Writer(target, header, index_map_coder=m.IndexMapCoder.RAW) as w:
+        w.write_clip(make_clips(header, 1)[0])
+        raise RuntimeError("encoder crashed")
     assert target.read_bytes() == b"previous version"
     assert list(tmp_path.iterdir()) == [target]
 
@@ -57,11 +55,11 @@ def test_writes_to_a_pipe():
 
 def test_writes_to_stdout():
     code = (
-        "import sys; sys.path[:0] = [{src!r}, {tests!r}]\n"
         "import m3cvc_format as m; from conftest import make_header, make_clips\n"
         "h = make_header(); m.write('-', h, make_clips(h, 2), index_map_coder=m.IndexMapCoder.RAW)\n"
-    ).format(src=str(ROOT / "src"), tests=str(ROOT / "tests"))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
+    )
+    # run from tests/, so that `python -c` finds conftest the way pytest does
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, cwd=ROOT / "tests").stdout
     assert out == make_stream(make_header(), 2)
 
 
@@ -84,8 +82,9 @@ def test_clip_order_and_frame_continuity_are_enforced():
     with pytest.raises(m.MalformedError):
         w.write_clip(gap)
     with pytest.raises(m.MalformedError):
-        w.write_clip(m.Clip(index=1, first_frame=clips[1].first_frame, frame_count=1,
-                            index_map=np.zeros((2, 2), dtype=int)))
+        w.write_clip(
+            m.Clip(index=1, first_frame=clips[1].first_frame, frame_count=1, index_map=np.zeros((2, 2), dtype=int))
+        )
 
 
 def test_declared_frame_count_must_match():

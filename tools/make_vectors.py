@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 import m3cvc_format as m  # noqa: E402
 from m3cvc_format.chunks import frame_chunk  # noqa: E402
@@ -34,10 +33,14 @@ from m3cvc_format.syntax import read_leb128  # noqa: E402
 OUT = ROOT / "spec" / "vectors"
 
 TEXTS = [
-    ("A man in a red jacket walks a brown dog along a park path; trees line both sides.",
-     "The man walks left to right while the dog sniffs the grass, then both stop near a bench."),
-    ("Close-up of a café table: two white cups, a croissant, morning light.",
-     "A hand reaches in and lifts one cup; steam rises. The camera stays still."),
+    (
+        "A man in a red jacket walks a brown dog along a park path; trees line both sides.",
+        "The man walks left to right while the dog sniffs the grass, then both stop near a bench.",
+    ),
+    (
+        "Close-up of a café table: two white cups, a croissant, morning light.",
+        "A hand reaches in and lifts one cup; steam rises. The camera stays still.",
+    ),
     ("一个女孩在草地上玩耍 🌼", "她跑向镜头，然后转身。"),
     ("", "Nothing changes."),
     ("Ein Junge jongliert drei Bälle auf dem Rasen.", ""),
@@ -99,21 +102,23 @@ def expected_valid(data: bytes, notes: str) -> dict:
     decoder = SequentialDecoder(h)
     for record in reader.clips():
         clip = decoder.decode(record)
-        clips.append({
-            "index": clip.index,
-            "offset": record.offset,
-            "size": record.size,
-            "first_frame": clip.first_frame,
-            "frame_count": clip.frame_count,
-            "mode": clip.mode.name.lower(),
-            "seed": clip.seed,
-            "decode_seed": m.decode_seed(h.stream_seed, clip.index, clip.seed),
-            "keyframe_text": clip.keyframe_text,
-            "clip_text": clip.clip_text,
-            "index_map_coder": int(clip.index_map_coder),
-            "index_map": clip.index_map.tolist(),
-            "ancillary": [[k, b.hex()] for k, b in clip.ancillary],
-        })
+        clips.append(
+            {
+                "index": clip.index,
+                "offset": record.offset,
+                "size": record.size,
+                "first_frame": clip.first_frame,
+                "frame_count": clip.frame_count,
+                "mode": clip.mode.name.lower(),
+                "seed": clip.seed,
+                "decode_seed": m.decode_seed(h.stream_seed, clip.index, clip.seed),
+                "keyframe_text": clip.keyframe_text,
+                "clip_text": clip.clip_text,
+                "index_map_coder": int(clip.index_map_coder),
+                "index_map": clip.index_map.tolist(),
+                "ancillary": [[k, b.hex()] for k, b in clip.ancillary],
+            }
+        )
     index_source = reader.index and reader.index_source
     out = {
         "valid": True,
@@ -182,17 +187,17 @@ def expected_invalid(data: bytes, notes: str) -> dict:
 
 
 def set_crc(data: bytearray, start: int, size: int) -> None:
-    struct.pack_into("<I", data, start + size - 4, crc32c(bytes(data[start:start + size - 4])))
+    struct.pack_into("<I", data, start + size - 4, crc32c(bytes(data[start : start + size - 4])))
 
 
 def with_head(data: bytes, change) -> bytes:
     """``data`` with its HEAD payload replaced by ``change(payload)`` (CRC recomputed)."""
     reader = m.Reader(data)
     start = len(m.SIGNATURE)
-    raw = data[start:reader.header_end]
+    raw = data[start : reader.header_end]
     payload_start = 2 if raw[1] < 0x80 else 3
     payload = raw[payload_start:-4]
-    return data[:start] + frame_chunk(m.ChunkType.HEAD, change(payload)) + data[reader.header_end:]
+    return data[:start] + frame_chunk(m.ChunkType.HEAD, change(payload)) + data[reader.header_end :]
 
 
 def build_vectors() -> dict[str, tuple[bytes, dict]]:
@@ -206,40 +211,90 @@ def build_vectors() -> dict[str, tuple[bytes, dict]]:
 
     rng = np.random.default_rng(20261121)
 
-    h = m.Header(width=64, height=48, fps=8, grid_h=2, grid_w=3, vocab_size=16, text_codec=m.TextCodec.UTF8,
-                 frame_count=1)
-    minimal = stream_bytes(h, [m.Clip(index=0, first_frame=0, frame_count=1, mode=m.Mode.PREDICTION,
-                                      index_map=np.arange(6).reshape(2, 3))], coder=m.IndexMapCoder.RAW)
+    h = m.Header(
+        width=64, height=48, fps=8, grid_h=2, grid_w=3, vocab_size=16, text_codec=m.TextCodec.UTF8, frame_count=1
+    )
+    minimal = stream_bytes(
+        h,
+        [m.Clip(index=0, first_frame=0, frame_count=1, mode=m.Mode.PREDICTION, index_map=np.arange(6).reshape(2, 3))],
+        coder=m.IndexMapCoder.RAW,
+    )
     valid("minimal", minimal, "one clip of one frame, raw index map, no texts")
 
-    h = m.Header(width=512, height=320, fps=Fraction(30000, 1001), time_base=Fraction(1, 30000), grid_h=20,
-                 grid_w=32, text_codec=m.TextCodec.LZW, stream_seed=0x0123456789ABCDEF, prior=prior_for(256),
-                 pack_id="lite", pack_hash=bytes(range(32)),
-                 metadata={"encoder": "make_vectors", "keyframe_selection": {"strategy": "composite", "lambda1": 1.0,
-                                                                               "lambda2": 0.05, "threshold": 0.3}})
-    modes = [m.Mode.INTERPOLATION, m.Mode.PREDICTION, m.Mode.INTERPOLATION, m.Mode.INTERPOLATION,
-             m.Mode.PREDICTION, m.Mode.PREDICTION]
-    clips = make_clips(rng, h, 6, modes=modes, seeds=[None, 7, None, 2**64 - 1, 0, None],
-                       coders=[m.IndexMapCoder.CONTEXT, m.IndexMapCoder.STATIC, m.IndexMapCoder.RAW])
+    h = m.Header(
+        width=512,
+        height=320,
+        fps=Fraction(30000, 1001),
+        time_base=Fraction(1, 30000),
+        grid_h=20,
+        grid_w=32,
+        text_codec=m.TextCodec.LZW,
+        stream_seed=0x0123456789ABCDEF,
+        prior=prior_for(256),
+        pack_id="lite",
+        pack_hash=bytes(range(32)),
+        metadata={
+            "encoder": "make_vectors",
+            "keyframe_selection": {"strategy": "composite", "lambda1": 1.0, "lambda2": 0.05, "threshold": 0.3},
+        },
+    )
+    modes = [
+        m.Mode.INTERPOLATION,
+        m.Mode.PREDICTION,
+        m.Mode.INTERPOLATION,
+        m.Mode.INTERPOLATION,
+        m.Mode.PREDICTION,
+        m.Mode.PREDICTION,
+    ]
+    clips = make_clips(
+        rng,
+        h,
+        6,
+        modes=modes,
+        seeds=[None, 7, None, 2**64 - 1, 0, None],
+        coders=[m.IndexMapCoder.CONTEXT, m.IndexMapCoder.STATIC, m.IndexMapCoder.RAW],
+    )
     header = m.Header(**{**h.__dict__, "frame_count": sum(c.frame_count for c in clips)})
     multi = stream_bytes(header, clips)
-    valid("clips-modes", multi, "six clips in both modes, 30000/1001 fps, per-clip seeds, all three index-map coders, LZW texts")
+    valid(
+        "clips-modes",
+        multi,
+        "six clips in both modes, 30000/1001 fps, per-clip seeds, all three index-map coders, LZW texts",
+    )
 
     for gh, gw in ((32, 32), (64, 64)):
-        h = m.Header(width=512, height=512, fps=8, grid_h=gh, grid_w=gw, text_codec=m.TextCodec.TOKANS1,
-                     prior=prior_for(256), frame_count=0)
+        h = m.Header(
+            width=512,
+            height=512,
+            fps=8,
+            grid_h=gh,
+            grid_w=gw,
+            text_codec=m.TextCodec.TOKANS1,
+            prior=prior_for(256),
+            frame_count=0,
+        )
         clips = make_clips(rng, h, 3, coders=[m.IndexMapCoder.CONTEXT, m.IndexMapCoder.STATIC])
-        valid(f"grid-{gh}x{gw}", stream_bytes(h, clips), f"{gh}x{gw} grid, context and static coders, tokans-1 texts, frame count unknown (0)")
+        valid(
+            f"grid-{gh}x{gw}",
+            stream_bytes(h, clips),
+            f"{gh}x{gw} grid, context and static coders, tokans-1 texts, frame count unknown (0)",
+        )
 
     for codec in m.TextCodec:
         h = m.Header(width=320, height=240, fps=25, grid_h=5, grid_w=8, text_codec=codec, vocab_size=256)
         clips = make_clips(rng, h, len(TEXTS))
-        valid(f"text-{codec.name.lower()}", stream_bytes(h, clips), f"text codec {codec.name}: non-ASCII and empty texts")
+        valid(
+            f"text-{codec.name.lower()}", stream_bytes(h, clips), f"text codec {codec.name}: non-ASCII and empty texts"
+        )
 
     h = m.Header(width=176, height=144, fps=8, grid_h=9, grid_w=11, text_codec=m.TextCodec.TOKANS1)
     clips = make_clips(rng, h, 4)
     unterminated = stream_bytes(h, clips, index=False)
-    valid("unterminated", unterminated, "no INDX or TAIL (a live stream stopped at a chunk boundary): the index is rebuilt by scanning")
+    valid(
+        "unterminated",
+        unterminated,
+        "no INDX or TAIL (a live stream stopped at a chunk boundary): the index is rebuilt by scanning",
+    )
 
     full = stream_bytes(h, clips)
     cut_reader = m.Reader(full)
@@ -249,8 +304,11 @@ def build_vectors() -> dict[str, tuple[bytes, dict]]:
     h = m.Header(width=176, height=144, fps=8, grid_h=6, grid_w=6, vocab_size=64, text_codec=m.TextCodec.LZW)
     clips = make_clips(rng, h, 3)
     clips[1].ancillary = ((8, b"ancillary sub-chunk"), (15, b""))
-    valid("ancillary", stream_bytes(h, clips, ancillary_after=0),
-          "an unknown ancillary chunk (0xF0) after clip 0 and ancillary sub-chunks (kinds 8, 15) in clip 1: readers skip them")
+    valid(
+        "ancillary",
+        stream_bytes(h, clips, ancillary_after=0),
+        "an unknown ancillary chunk (0xF0) after clip 0 and ancillary sub-chunks (kinds 8, 15) in clip 1: readers skip them",
+    )
 
     # A stream of a later minor version: HEAD has extension bytes, clip 0 a flag bit
     # this version reserves. A reader of this version must accept it and ignore both.
@@ -263,14 +321,25 @@ def build_vectors() -> dict[str, tuple[bytes, dict]]:
     _, payload_start = read_leb128(newer, clip0.offset + 1)
     newer[payload_start + 3] |= 0x80
     set_crc(newer, clip0.offset, clip0.size)
-    valid("newer-minor", bytes(newer),
-          f"version 1.{m.VERSION_MINOR + 1}: HEAD carries 8 extension bytes and clip 0 sets reserved flag bit 7; "
-          f"a 1.{m.VERSION_MINOR} reader ignores both")
+    valid(
+        "newer-minor",
+        bytes(newer),
+        f"version 1.{m.VERSION_MINOR + 1}: HEAD carries 8 extension bytes and clip 0 sets reserved flag bit 7; "
+        f"a 1.{m.VERSION_MINOR} reader ignores both",
+    )
 
     # Dependent clips (TEMPORAL, since 1.1): maps that change a little from clip to clip,
     # written with an independent map at least every 3 clips.
-    h = m.Header(width=192, height=128, fps=8, grid_h=8, grid_w=12, vocab_size=64, text_codec=m.TextCodec.UTF8,
-                 prior=prior_for(64))
+    h = m.Header(
+        width=192,
+        height=128,
+        fps=8,
+        grid_h=8,
+        grid_w=12,
+        vocab_size=64,
+        text_codec=m.TextCodec.UTF8,
+        prior=prior_for(64),
+    )
     clips = make_clips(rng, h, 7)
     for prev, clip in zip(clips, clips[1:]):
         changed = rng.random(prev.index_map.shape) < 0.2
@@ -283,42 +352,60 @@ def build_vectors() -> dict[str, tuple[bytes, dict]]:
     temporal = buf.getvalue()
     coders = [rec.index_map.coder for rec in m.Reader(temporal).clips()]
     assert coders == [2, 3, 3, 2, 3, 3, 2], coders
-    valid("temporal", temporal,
-          "seven clips, maps coded CONTEXT, TEMPORAL, TEMPORAL, CONTEXT, TEMPORAL, TEMPORAL (empty payload: the "
-          "map repeats clip 4's), CONTEXT: each TEMPORAL map decodes against the previous clip's")
+    valid(
+        "temporal",
+        temporal,
+        "seven clips, maps coded CONTEXT, TEMPORAL, TEMPORAL, CONTEXT, TEMPORAL, TEMPORAL (empty payload: the "
+        "map repeats clip 4's), CONTEXT: each TEMPORAL map decodes against the previous clip's",
+    )
 
     # ---- invalid and damaged streams
     base = vectors["clips-modes"][0]
     invalid("bad-signature", b"\x89PNG\r\n\x1a\n" + base[8:], "not an .m3v signature")
-    invalid("text-mode-damage", base.replace(b"\r\n", b"\n", 1), "CR LF of the signature turned into LF by a text-mode transfer")
+    invalid(
+        "text-mode-damage",
+        base.replace(b"\r\n", b"\n", 1),
+        "CR LF of the signature turned into LF by a text-mode transfer",
+    )
     invalid("truncated-header", base[:20], "ends inside HEAD")
     r = m.Reader(base)
     c1 = r.clip(1)
     damaged = bytearray(base)
     damaged[c1.offset + c1.size // 2] ^= 0x10
-    invalid("crc-mismatch", bytes(damaged), "one bit flipped inside clip 1: CRC mismatch; the other clips stay readable")
+    invalid(
+        "crc-mismatch", bytes(damaged), "one bit flipped inside clip 1: CRC mismatch; the other clips stay readable"
+    )
     long_len = bytearray(base)
     # clip 1's chunk_length (2 bytes) replaced by a 4-byte length near 2**28: far beyond the file
-    long_len[c1.offset + 1:c1.offset + 3] = b"\xff\xff\xff\x7f"
+    long_len[c1.offset + 1 : c1.offset + 3] = b"\xff\xff\xff\x7f"
     invalid("length-beyond-file", bytes(long_len), "clip 1's chunk_length says 268435455 bytes")
     invalid("unsupported-major", with_head(base, lambda p: bytes([2, 0]) + p[2:]), "version 2.0")
     insert_at = m.Reader(minimal).clip(0).offset
-    invalid("unknown-critical", minimal[:insert_at] + frame_chunk(0x05, b"must be understood") + minimal[insert_at:],
-            "a critical chunk of reserved type 0x05")
+    invalid(
+        "unknown-critical",
+        minimal[:insert_at] + frame_chunk(0x05, b"must be understood") + minimal[insert_at:],
+        "a critical chunk of reserved type 0x05",
+    )
     nonminimal = bytearray(minimal)
     off = insert_at
     length = nonminimal[off + 1]
-    patched = minimal[:off] + bytes([0x02, length | 0x80, 0x00]) + minimal[off + 2:]
+    patched = minimal[:off] + bytes([0x02, length | 0x80, 0x00]) + minimal[off + 2 :]
     invalid("non-minimal-length", patched, "clip 0's chunk_length written as two bytes (80|n, 00): not minimal")
     r = m.Reader(temporal)
     c1 = r.clip(1)
     damaged = bytearray(temporal)
     damaged[c1.offset + c1.size // 2] ^= 0x10
-    invalid("temporal-damaged", bytes(damaged),
-            "a bit flipped in clip 1 (TEMPORAL): clip 2, coded against clip 1, cannot be decoded either; "
-            "clips 3-6 decode (clip 3 is independent)")
-    invalid("temporal-in-1.0", with_head(temporal, lambda p: bytes([1, 0]) + p[2:]),
-            "version 1.0 stream whose clip 1 uses coder 3, which 1.0 does not register")
+    invalid(
+        "temporal-damaged",
+        bytes(damaged),
+        "a bit flipped in clip 1 (TEMPORAL): clip 2, coded against clip 1, cannot be decoded either; "
+        "clips 3-6 decode (clip 3 is independent)",
+    )
+    invalid(
+        "temporal-in-1.0",
+        with_head(temporal, lambda p: bytes([1, 0]) + p[2:]),
+        "version 1.0 stream whose clip 1 uses coder 3, which 1.0 does not register",
+    )
     return vectors
 
 

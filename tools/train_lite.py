@@ -20,7 +20,7 @@ Training needs the ``train`` extra (torch, onnx, opencv, matplotlib).  The pack 
 only onnxruntime and numpy.  Usage (the command behind the shipped weights)::
 
     python tools/train_lite.py --media /work/shared/media \\
-        --out src/m3cvc_codec/packs/lite/weights --steps 1500 --batch 8 --crop 128 \\
+        --out m3cvc_codec/packs/lite/weights --steps 1500 --batch 8 --crop 128 \\
         --colour-aug 1/16=0.25,1/8=0.5 \\
         --log docs/lite-pack-loss.csv --plot docs/lite-pack-loss.png \\
         --results docs/lite-pack-results.json
@@ -46,7 +46,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 #: Clips never used for training: the held-out benchmark (docs/lite-pack.md).
 HELD_OUT = ("sam2_05_default_juggle.mp4", "mmaction2_test_pool.mp4")
@@ -140,8 +139,15 @@ class CropSampler:
     """Random crops from two pools (video frames, images), flips and, when ``colour_share`` > 0,
     that share of the crops recoloured (:func:`recolour`); deterministic given rng."""
 
-    def __init__(self, videos: list[np.ndarray], images: list[np.ndarray], crop: int,
-                 rng: np.random.Generator, video_share: float = 0.7, colour_share: float = 0.0):
+    def __init__(
+        self,
+        videos: list[np.ndarray],
+        images: list[np.ndarray],
+        crop: int,
+        rng: np.random.Generator,
+        video_share: float = 0.7,
+        colour_share: float = 0.0,
+    ):
         self.colour_share = colour_share
         self.pools = [p for p in (videos, images) if p]
         share = [video_share, 1 - video_share] if videos and images else [1.0]
@@ -205,8 +211,9 @@ def build_torch():
                 layers += [nn.Conv2d(cin, cout, 4, stride=2, padding=1), ResBlock(cout)]
             layers += [ResBlock(channels[-1])]
             self.body = nn.Sequential(*layers)
-            self.post = nn.Sequential(act(), nn.Conv2d(channels[-1], channels[-1], 1), act(),
-                                      nn.Conv2d(channels[-1], d, 1))
+            self.post = nn.Sequential(
+                act(), nn.Conv2d(channels[-1], channels[-1], 1), act(), nn.Conv2d(channels[-1], d, 1)
+            )
 
         def forward(self, x):
             f = self.body(x * 2 - 1)
@@ -246,8 +253,7 @@ def build_torch():
             self.restarts = 0
 
         def nearest(self, flat):
-            dist = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.embed.t()
-                    + self.embed.pow(2).sum(1)[None])
+            dist = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.embed.t() + self.embed.pow(2).sum(1)[None]
             return dist.argmin(1)
 
         def forward(self, z, gen=None, restart=False):
@@ -303,14 +309,14 @@ def build_torch():
 
     def _gauss(size=7, sigma=1.5):
         g = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-        g = torch.exp(-(g ** 2) / (2 * sigma ** 2))
+        g = torch.exp(-(g**2) / (2 * sigma**2))
         g = g / g.sum()
         return (g[:, None] * g[None, :]).expand(3, 1, size, size).contiguous()
 
     win = _gauss()
 
     def ssim(x, y):
-        c1, c2 = 0.01 ** 2, 0.03 ** 2
+        c1, c2 = 0.01**2, 0.03**2
         mx = F.conv2d(x, win, groups=3)
         my = F.conv2d(y, win, groups=3)
         sxx = F.conv2d(x * x, win, groups=3) - mx * mx
@@ -352,11 +358,18 @@ def export_variant(torch, model, out_dir: Path, prior: np.ndarray) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            enc, (x,), str(out_dir / "encoder.onnx"), dynamo=False, opset_version=17,
-            input_names=["frame"], output_names=["h", "features"],
-            dynamic_axes={"frame": {0: "n", 2: "height", 3: "width"},
-                          "h": {0: "n", 2: "grid_h", 3: "grid_w"},
-                          "features": {0: "n", 2: "grid_h", 3: "grid_w"}},
+            enc,
+            (x,),
+            str(out_dir / "encoder.onnx"),
+            dynamo=False,
+            opset_version=17,
+            input_names=["frame"],
+            output_names=["h", "features"],
+            dynamic_axes={
+                "frame": {0: "n", 2: "height", 3: "width"},
+                "h": {0: "n", 2: "grid_h", 3: "grid_w"},
+                "features": {0: "n", 2: "grid_h", 3: "grid_w"},
+            },
         )
         with torch.no_grad():
             h, _ = enc(x)
@@ -373,10 +386,14 @@ def export_decoder(torch, dec, example_latents, path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            dec, (example_latents,), str(path), dynamo=False, opset_version=17,
-            input_names=["latents"], output_names=["frame"],
-            dynamic_axes={"latents": {0: "n", 2: "grid_h", 3: "grid_w"},
-                          "frame": {0: "n", 2: "height", 3: "width"}},
+            dec,
+            (example_latents,),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["latents"],
+            output_names=["frame"],
+            dynamic_axes={"latents": {0: "n", 2: "grid_h", 3: "grid_w"}, "frame": {0: "n", 2: "height", 3: "width"}},
         )
     _strip_onnx(path)
 
@@ -415,8 +432,9 @@ def _strip_onnx(path: Path) -> None:
         if init.data_type == TensorProto.FLOAT and arr.size >= 16:
             half = numpy_helper.from_array(arr.astype(np.float16), init.name + "__f16")
             keep.append(half)
-            casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
-                                          name=init.name + "__cast"))
+            casts.append(
+                helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT, name=init.name + "__cast")
+            )
         else:
             keep.append(init)
     del g.initializer[:]
@@ -448,9 +466,15 @@ def write_manifest(out: Path, meta: dict, merge: bool = False) -> dict:
         files = {f"{cfg['dir']}/{f}": sha256_file(d / f) for f in WEIGHT_FILES}
         kept = {k: v for k, v in earlier.get(name, {}).items() if k.startswith(("params_", "train_", "channels"))}
         settings = kept | meta[name] if merge and name in meta else meta.get(name, kept)
-        variants[name] = {"dir": cfg["dir"], "downsample": cfg["downsample"], "vocab_size": VOCAB,
-                          "code_dim": CODE_DIM, "files": files, "weights_hash": variant_hash(files),
-                          **settings}
+        variants[name] = {
+            "dir": cfg["dir"],
+            "downsample": cfg["downsample"],
+            "vocab_size": VOCAB,
+            "code_dim": CODE_DIM,
+            "files": files,
+            "weights_hash": variant_hash(files),
+            **settings,
+        }
     manifest = {
         "pack": "lite",
         "format": 1,
@@ -498,11 +522,20 @@ class LossLog:
 
     def row(self, step: int, lr: float, codes_used: int, perplexity: float, restarts: int) -> None:
         mean = {k: v / self.n for k, v in self.sums.items()}
-        row = {"variant": self.name, "step": step, "elapsed_s": round(time.time() - self.t0, 1),
-               "lr": round(lr, 6), "loss": round(mean["loss"], 5), "l1": round(mean["l1"], 5),
-               "ssim": round(mean["ssim"], 5), "commit": round(mean["commit"], 6),
-               "psnr": round(-10 * math.log10(max(mean["mse"], 1e-10)), 3),
-               "codes_used": codes_used, "perplexity": round(perplexity, 1), "restarts": restarts}
+        row = {
+            "variant": self.name,
+            "step": step,
+            "elapsed_s": round(time.time() - self.t0, 1),
+            "lr": round(lr, 6),
+            "loss": round(mean["loss"], 5),
+            "l1": round(mean["l1"], 5),
+            "ssim": round(mean["ssim"], 5),
+            "commit": round(mean["commit"], 6),
+            "psnr": round(-10 * math.log10(max(mean["mse"], 1e-10)), 3),
+            "codes_used": codes_used,
+            "perplexity": round(perplexity, 1),
+            "restarts": restarts,
+        }
         self.rows.append(row)
         print(json.dumps(row), flush=True)
         self._reset()
@@ -523,8 +556,7 @@ def train_variant(name: str, args, sampler: CropSampler, log_rows: list, torch, 
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, args.steps, args.lr)
         x = torch.from_numpy(sampler.batch(args.batch))
-        y, _idx, commit = model(x, gen, restart=(step % RESTART_EVERY == RESTART_EVERY - 1
-                                                and step < 0.9 * args.steps))
+        y, _idx, commit = model(x, gen, restart=(step % RESTART_EVERY == RESTART_EVERY - 1 and step < 0.9 * args.steps))
         l1 = (y - x).abs().mean()
         s = ssim2(y, x)
         loss = l1 + args.ssim_weight * (1 - s) + BETA * commit
@@ -538,8 +570,13 @@ def train_variant(name: str, args, sampler: CropSampler, log_rows: list, torch, 
         if log.due(step, args.steps, args.log_every):
             cs = model.quant.cluster_size
             p = cs / cs.sum()
-            log.row(step + 1, cosine_lr(step, args.steps, args.lr), codes_used=int((cs > 0.1 * cs.mean()).sum()),
-                    perplexity=float(torch.exp(-(p * (p + 1e-12).log()).sum())), restarts=model.quant.restarts)
+            log.row(
+                step + 1,
+                cosine_lr(step, args.steps, args.lr),
+                codes_used=int((cs > 0.1 * cs.mean()).sum()),
+                perplexity=float(torch.exp(-(p * (p + 1e-12).log()).sum())),
+                restarts=model.quant.restarts,
+            )
     model.eval()
     return model, time.time() - log.t0
 
@@ -565,8 +602,14 @@ def finetune_decoder(name: str, args, sampler: CropSampler, log_rows: list, torc
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, args.steps, args.lr)
         xb = sampler.batch(args.batch)
-        idx = np.stack([pack.encode_keyframe(np.ascontiguousarray(
-            np.clip(np.rint(im.transpose(1, 2, 0) * 255), 0, 255).astype(np.uint8)), grid) for im in xb])
+        idx = np.stack(
+            [
+                pack.encode_keyframe(
+                    np.ascontiguousarray(np.clip(np.rint(im.transpose(1, 2, 0) * 255), 0, 255).astype(np.uint8)), grid
+                )
+                for im in xb
+            ]
+        )
         counts += np.bincount(idx.ravel(), minlength=VOCAB)
         zq = torch.from_numpy(np.ascontiguousarray(code[idx].transpose(0, 3, 1, 2)))
         x = torch.from_numpy(xb)
@@ -583,8 +626,13 @@ def finetune_decoder(name: str, args, sampler: CropSampler, log_rows: list, torc
         log.add(loss=loss.item(), l1=l1.item(), ssim=s.item(), mse=mse)
         if log.due(step, args.steps, args.log_every):
             p = counts[counts > 0] / counts.sum()
-            log.row(step + 1, cosine_lr(step, args.steps, args.lr), codes_used=int((counts > 0).sum()),
-                    perplexity=float(np.exp(-(p * np.log(p)).sum())), restarts=0)
+            log.row(
+                step + 1,
+                cosine_lr(step, args.steps, args.lr),
+                codes_used=int((counts > 0).sum()),
+                perplexity=float(np.exp(-(p * np.log(p)).sum())),
+                restarts=0,
+            )
             counts[:] = 0
     dec.eval()
     export_decoder(torch, dec, zq[:1], args.out / cfg["dir"] / "decoder.onnx")
@@ -639,7 +687,7 @@ def plot_log(csv_path: Path, png: Path) -> None:
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * math.log10(255.0 ** 2 / max(mse, 1e-10))
+    return 10 * math.log10(255.0**2 / max(mse, 1e-10))
 
 
 def evaluate(pack, held: dict[str, list[np.ndarray]], kodak: list[np.ndarray], names=None) -> dict:
@@ -666,7 +714,8 @@ def evaluate(pack, held: dict[str, list[np.ndarray]], kodak: list[np.ndarray], n
                     all_idx.append(idx.ravel())
             n_idx = idx.size
             r["clips"][name] = {
-                "frames": len(frames), "psnr_db": round(float(np.mean(ps)), 2),
+                "frames": len(frames),
+                "psnr_db": round(float(np.mean(ps)), 2),
                 "context_bits_per_index": round(float(np.mean(bits_ctx)) / n_idx, 3),
                 "context_bytes_per_map": round(float(np.mean(bytes_ctx)), 1),
                 "static_bits_per_index": round(float(np.mean(bits_static)) / n_idx, 3),
@@ -709,10 +758,12 @@ def colour_shares(text: str) -> dict[str, float]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--media", type=Path, default=ROOT.parent / "shared" / "media",
-                    help="folder with videos/ and images/kodak24/")
-    ap.add_argument("--images", type=Path, nargs="*", default=None,
-                    help="training images (default: MEDIA/images/kodak24/*.png)")
+    ap.add_argument(
+        "--media", type=Path, default=ROOT.parent / "shared" / "media", help="folder with videos/ and images/kodak24/"
+    )
+    ap.add_argument(
+        "--images", type=Path, nargs="*", default=None, help="training images (default: MEDIA/images/kodak24/*.png)"
+    )
     ap.add_argument("--no-videos", action="store_true", help="train on the images alone")
     ap.add_argument("--out", type=Path, required=True, help="weights folder (one subfolder per variant)")
     ap.add_argument("--variants", default="1/16,1/8")
@@ -721,9 +772,14 @@ def main(argv=None) -> int:
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--colour-aug", type=colour_shares, default={}, metavar="SHARE|VARIANT=SHARE,..",
-                    help="share of training crops given a random channel order and saturation "
-                         "(0 = none, the default), for every variant or per variant: 1/16=0.25,1/8=0.5")
+    ap.add_argument(
+        "--colour-aug",
+        type=colour_shares,
+        default={},
+        metavar="SHARE|VARIANT=SHARE,..",
+        help="share of training crops given a random channel order and saturation "
+        "(0 = none, the default), for every variant or per variant: 1/16=0.25,1/8=0.5",
+    )
     ap.add_argument("--ssim-weight", type=float, default=SSIM_WEIGHT)
     ap.add_argument("--log", type=Path, default=None, help="loss-curve CSV (default OUT/train_log.csv)")
     ap.add_argument("--log-every", type=int, default=20)
@@ -731,9 +787,12 @@ def main(argv=None) -> int:
     ap.add_argument("--results", type=Path, default=None, help="evaluation JSON")
     ap.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--finetune-decoder", action="store_true",
-                    help="train only the decoders of the variants already in OUT, from their weights, on "
-                         "the maps of their frozen encoders and codebooks (maps and rates unchanged)")
+    ap.add_argument(
+        "--finetune-decoder",
+        action="store_true",
+        help="train only the decoders of the variants already in OUT, from their weights, on "
+        "the maps of their frozen encoders and codebooks (maps and rates unchanged)",
+    )
     args = ap.parse_args(argv)
 
     torch, VQAE, ssim2 = build_torch()
@@ -758,8 +817,11 @@ def main(argv=None) -> int:
             used_videos.append(f"{p.name} ({len(fr)} frames)")
     if not images and not videos:
         raise SystemExit("no training data")
-    print(f"data: {len(videos)} video frames from {used_videos}, {len(image_paths)} images "
-          f"({len(images)} pool entries); {time.time() - t0:.1f} s", flush=True)
+    print(
+        f"data: {len(videos)} video frames from {used_videos}, {len(image_paths)} images "
+        f"({len(images)} pool entries); {time.time() - t0:.1f} s",
+        flush=True,
+    )
     train_frames = videos + [preprocess(im) for im in images_raw]  # 512x320, for the prior
 
     log_rows: list[dict] = []
@@ -772,25 +834,37 @@ def main(argv=None) -> int:
         if args.finetune_decoder:
             secs = finetune_decoder(name, args, sampler, log_rows, torch, VQAE, ssim2)
             times[name] = secs
-            meta[name] = {"train_decoder_finetune": {
-                "steps": args.steps, "lr": args.lr, "batch": args.batch, "crop": args.crop,
-                "colour_aug": args.colour_aug.get(name, 0.0), "seconds": round(secs, 1)}}
+            meta[name] = {
+                "train_decoder_finetune": {
+                    "steps": args.steps,
+                    "lr": args.lr,
+                    "batch": args.batch,
+                    "crop": args.crop,
+                    "colour_aug": args.colour_aug.get(name, 0.0),
+                    "seconds": round(secs, 1),
+                }
+            }
             continue
         model, secs = train_variant(name, args, sampler, log_rows, torch, VQAE, ssim2)
         times[name] = secs
         # export with a placeholder prior, then count indices through the exported pack
         export_variant(torch, model, args.out / cfg["dir"], np.ones(VOCAB, np.int64))
         meta[name] = {
-            "params_encoder": count_params(model.encoder), "params_decoder": count_params(model.decoder),
-            "channels": list(cfg["channels"]), "train_steps": args.steps, "train_batch": args.batch,
-            "train_crop": args.crop, "train_colour_aug": args.colour_aug.get(name, 0.0), "train_seconds": round(secs, 1),
+            "params_encoder": count_params(model.encoder),
+            "params_decoder": count_params(model.decoder),
+            "channels": list(cfg["channels"]),
+            "train_steps": args.steps,
+            "train_batch": args.batch,
+            "train_crop": args.crop,
+            "train_colour_aug": args.colour_aug.get(name, 0.0),
+            "train_seconds": round(secs, 1),
         }
 
     from m3cvc_codec.packs.lite import LitePack
 
     write_manifest(args.out, meta, merge=args.finetune_decoder)
     pack = LitePack(weights_dir=args.out, verify=False)
-    for name in ([] if args.finetune_decoder else names):  # a fine-tuned decoder leaves the maps as they were
+    for name in [] if args.finetune_decoder else names:  # a fine-tuned decoder leaves the maps as they were
         cfg = VARIANTS[name]
         grid = next(g for g in pack.grids if g.name == name)
         prior = index_counts(pack, grid, train_frames)
@@ -810,12 +884,18 @@ def main(argv=None) -> int:
         res = evaluate(pack, held, kodak, names)
         if args.results:
             args.results.parent.mkdir(parents=True, exist_ok=True)
-            out = {"command": " ".join(["python", "tools/train_lite.py"] + (argv or sys.argv[1:])),
-                   "train_seconds": {k: round(v, 1) for k, v in times.items()},
-                   "weights_bytes": total, "held_out": list(HELD_OUT),
-                   "training_videos": used_videos, "training_images": len(image_paths), "eval": res,
-                   "variants": {k: {kk: vv for kk, vv in v.items() if kk != "files"}
-                                for k, v in manifest["variants"].items()}}
+            out = {
+                "command": " ".join(["python", "tools/train_lite.py"] + (argv or sys.argv[1:])),
+                "train_seconds": {k: round(v, 1) for k, v in times.items()},
+                "weights_bytes": total,
+                "held_out": list(HELD_OUT),
+                "training_videos": used_videos,
+                "training_images": len(image_paths),
+                "eval": res,
+                "variants": {
+                    k: {kk: vv for kk, vv in v.items() if kk != "files"} for k, v in manifest["variants"].items()
+                },
+            }
             args.results.write_text(json.dumps(out, indent=2) + "\n")
     print(f"done in {time.time() - t0:.1f} s", flush=True)
     return 0

@@ -4,14 +4,14 @@
 Deterministic: the same two caption files give the same vocabulary file, byte
 for byte.  Usage::
 
-    PYTHONPATH=src python tools/train_textmodel.py \\
+    python tools/train_textmodel.py \\
         --activitynet /work/shared/media/captions/activitynet_paragraphs.txt \\
         --msrvtt /work/shared/media/captions/msrvtt_trainval_captions.txt
 
 writes ``spec/text/tokans-1.vocab`` (normative copy) and
-``src/m3cvc_format/data/tokans-1.vocab`` (the package's copy, identical bytes)
+``m3cvc_format/data/tokans-1.vocab`` (the package's copy, identical bytes)
 and prints their SHA-256, which must then be written into spec/text-codecs.md
-and ``TOKANS1_VOCAB_SHA256`` in src/m3cvc_format/textcodec.py.
+and ``TOKANS1_VOCAB_SHA256`` in m3cvc_format/textcodec.py.
 
 Training data: the ActivityNet lines with an even 0-based line index, plus
 every 4th MSR-VTT caption (0-based index divisible by 4).  The odd ActivityNet
@@ -49,13 +49,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from m3cvc_format.textcodec import cheapest_parse  # noqa: E402  (the codec's own parser)
-
 import numpy as np
 
+from m3cvc_format.textcodec import cheapest_parse
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 from m3cvc_format.ans import TOTAL, normalize  # noqa: E402
 
@@ -89,9 +87,7 @@ def read_lines(path: Path) -> list[bytes]:
 def training_lines(activitynet: Path, msrvtt: Path) -> list[bytes]:
     an = read_lines(activitynet)
     mv = read_lines(msrvtt)
-    return [line for i, line in enumerate(an) if i % 2 == 0] + [
-        line for i, line in enumerate(mv) if i % 4 == 0
-    ]
+    return [line for i, line in enumerate(an) if i % 2 == 0] + [line for i, line in enumerate(mv) if i % 4 == 0]
 
 
 def ngram_counts(lines: list[bytes]) -> Counter:
@@ -176,7 +172,9 @@ def train(activitynet: Path, msrvtt: Path, log=print) -> tuple[list[bytes], list
         counts = segment_counts(line_counts, costs_from_counts(vocab))
         vocab = prune(counts, SCHEDULE[r])
         bits = sum(c * math.log2(sum(counts.values()) / c) for c in counts.values() if c)
-        log(f"round {r + 1}: {len(vocab)} tokens, ~{bits / 8 / sum(map(len, lines)):.4f} of raw ({time.perf_counter() - t0:.1f} s)")
+        log(
+            f"round {r + 1}: {len(vocab)} tokens, ~{bits / 8 / sum(map(len, lines)):.4f} of raw ({time.perf_counter() - t0:.1f} s)"
+        )
     counts = segment_counts(line_counts, costs_from_counts(vocab))
     multi = sorted(((c, t) for t, c in counts.items() if len(t) > 1 and c > 0), key=lambda x: (-x[0], x[1]))
     tokens = [b""] + [bytes([b]) for b in range(256)] + [t for _, t in multi]
@@ -203,10 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         "--out",
         type=Path,
         action="append",
-        help="output file (repeatable); default: spec/text/tokans-1.vocab and src/m3cvc_format/data/tokans-1.vocab",
+        help="output file (repeatable); default: spec/text/tokans-1.vocab and m3cvc_format/data/tokans-1.vocab",
     )
     args = ap.parse_args(argv)
-    outs = args.out or [ROOT / "spec/text/tokans-1.vocab", ROOT / "src/m3cvc_format/data/tokans-1.vocab"]
+    outs = args.out or [ROOT / "spec/text/tokans-1.vocab", ROOT / "m3cvc_format/data/tokans-1.vocab"]
     tokens, freqs = train(args.activitynet, args.msrvtt, log=lambda s: print(s, file=sys.stderr))
     data = vocab_bytes(tokens, freqs)
     for out in outs:

@@ -252,7 +252,7 @@ def decode_index_map(payload, grid_h, grid_w, vocab_size, coder, prior=None, ref
             flat = _decode_context(payload, grid_h, grid_w, vocab_size, prior, ref)
     else:
         raise MalformedError(f"unknown index-map coder {coder}")
-    return [flat[y * grid_w:(y + 1) * grid_w] for y in range(grid_h)]
+    return [flat[y * grid_w : (y + 1) * grid_w] for y in range(grid_h)]
 
 
 def _flatten_reference(reference, grid_h, grid_w, V):
@@ -319,8 +319,17 @@ S0_INC = 16
 S0_LIMIT = 1024
 
 _CONTEXT_OF = {
-    (1,): 0, (2,): 1, (1, 1): 2, (3,): 3, (2, 1): 4, (1, 1, 1): 5,
-    (4,): 6, (3, 1): 7, (2, 2): 8, (2, 1, 1): 9, (1, 1, 1, 1): 10,
+    (1,): 0,
+    (2,): 1,
+    (1, 1): 2,
+    (3,): 3,
+    (2, 1): 4,
+    (1, 1, 1): 5,
+    (4,): 6,
+    (3, 1): 7,
+    (2, 2): 8,
+    (2, 1, 1): 9,
+    (1, 1, 1, 1): 10,
 }
 _NEAR = ((0, -2), (-2, 0), (-1, -2), (-1, 2), (-2, -1), (-2, 1))
 
@@ -408,8 +417,13 @@ def _decode_context(payload, H, Wd, V, prior, ref=None):
         f1 = None
         if m:
             k = cnt[_CONTEXT_OF[tuple(votes[v] for v in cands)]]
-            r = [k[0] if m > 0 else 0, k[1] if m > 1 else 0, k[2] if m > 2 else 0,
-                 k[3] if m > 3 else 0, k[4] if m < V else 0]
+            r = [
+                k[0] if m > 0 else 0,
+                k[1] if m > 1 else 0,
+                k[2] if m > 2 else 0,
+                k[3] if m > 3 else 0,
+                k[4] if m < V else 0,
+            ]
             if jref is not None:
                 r[jref] = 0
             f1 = normalize(r)
@@ -613,7 +627,7 @@ def msgpack_unpack(buf: bytes):
 def _mp_take(buf, pos, n):
     if pos + n > len(buf):
         raise _MsgpackError("truncated msgpack")
-    return buf[pos:pos + n], pos + n
+    return buf[pos : pos + n], pos + n
 
 
 def _mp(buf, pos, depth):
@@ -734,7 +748,7 @@ def check_signature(data: bytes):
         b"\x0bM3V\r\n\x1a\n": "bit 7 cleared",
     }
     for sig, why in damaged.items():
-        if data[:len(sig)] == sig and len(data) >= len(sig):
+        if data[: len(sig)] == sig and len(data) >= len(sig):
             raise SignatureError(f"signature damaged by text-mode transfer ({why})", 0, True)
     if len(data) < 8 and SIGNATURE.startswith(bytes(data)):
         raise TruncatedError("data ends inside the signature", 0)
@@ -742,7 +756,7 @@ def check_signature(data: bytes):
 
 
 class Chunk:
-    __slots__ = ("type", "offset", "payload_start", "payload_end", "end", "crc_ok")
+    __slots__ = ("crc_ok", "end", "offset", "payload_end", "payload_start", "type")
 
     def __init__(self, ctype, offset, pstart, pend, crc_ok):
         self.type = ctype
@@ -767,10 +781,9 @@ def read_chunk(data, pos: int) -> Chunk:
         raise MalformedError(f"chunk length is malformed: {e}", pos) from None
     total = p - pos + length + 4
     if pos + total > n:
-        raise TruncatedError(
-            f"chunk of {total} bytes runs past the end of the data ({n - pos} left)", pos)
+        raise TruncatedError(f"chunk of {total} bytes runs past the end of the data ({n - pos} left)", pos)
     stored = struct.unpack_from("<I", data, p + length)[0]
-    ok = crc32c(memoryview(data)[pos:p + length]) == stored
+    ok = crc32c(memoryview(data)[pos : p + length]) == stored
     return Chunk(ctype, pos, p, p + length, ok)
 
 
@@ -793,7 +806,7 @@ class _Reader:
     def fixed(self, n):
         if self.p + n > self.end:
             self.fail("payload ends inside a field")
-        v = bytes(self.d[self.p:self.p + n])
+        v = bytes(self.d[self.p : self.p + n])
         self.p += n
         return v
 
@@ -805,7 +818,7 @@ class _Reader:
         return v
 
     def rest(self):
-        v = bytes(self.d[self.p:self.end])
+        v = bytes(self.d[self.p : self.end])
         self.p = self.end
         return v
 
@@ -822,8 +835,8 @@ def parse_head(data, chunk: Chunk) -> dict:
     minor = r.u8()
     if major != READER_MAJOR:
         raise UnsupportedVersionError(
-            f"stream version {major}.{minor} is not supported (this reader implements 1.x)",
-            chunk.offset)
+            f"stream version {major}.{minor} is not supported (this reader implements 1.x)", chunk.offset
+        )
     h = {"version": [major, minor]}
     h["width"] = _rng(r, r.leb(), 1, 65535, "width")
     h["height"] = _rng(r, r.leb(), 1, 65535, "height")
@@ -870,8 +883,7 @@ def parse_head(data, chunk: Chunk) -> dict:
         h["metadata"] = m
     ext = r.rest()
     if ext and minor <= READER_MINOR:
-        r.fail(f"non-empty HEAD extension in a version 1.{minor} stream "
-               f"(this reader implements 1.{READER_MINOR})")
+        r.fail(f"non-empty HEAD extension in a version 1.{minor} stream (this reader implements 1.{READER_MINOR})")
     h["extension"] = ext.hex()
     return h
 
@@ -935,8 +947,7 @@ def parse_clip(data, chunk: Chunk, header: dict, reference_of=None) -> dict:
             if [mh, mw] != header["grid"]:
                 br.fail("index map size differs from the header's grid")
             # TEMPORAL is registered since 1.1: in a 1.0 stream it is an unregistered coder
-            known = (RAW, STATIC, CONTEXT, TEMPORAL) if header["version"][1] >= 1 else (
-                RAW, STATIC, CONTEXT)
+            known = (RAW, STATIC, CONTEXT, TEMPORAL) if header["version"][1] >= 1 else (RAW, STATIC, CONTEXT)
             if coder not in known:
                 br.fail(f"unknown index-map coder {coder}")
             reference = None
@@ -948,13 +959,16 @@ def parse_clip(data, chunk: Chunk, header: dict, reference_of=None) -> dict:
                     # m3v §6.5: MUST NOT be decoded against any other map
                     missing_reference = MissingReferenceError(
                         f"clip {c['index']} is dependent (TEMPORAL) and its reference, clip "
-                        f"{c['index'] - 1}, is unavailable", chunk.offset)
+                        f"{c['index'] - 1}, is unavailable",
+                        chunk.offset,
+                    )
             have_map = True
             c["index_map_coder"] = coder
             if missing_reference is None:
                 try:
-                    imap = decode_index_map(br.rest(), mh, mw, header["vocab_size"], coder,
-                                            header["prior"] or None, reference)
+                    imap = decode_index_map(
+                        br.rest(), mh, mw, header["vocab_size"], coder, header["prior"] or None, reference
+                    )
                 except M3VError as e:
                     raise type(e)(e.message, chunk.offset) from None
     if not have_map:
@@ -1103,11 +1117,13 @@ def read_stream(data: bytes, strict: bool = True) -> dict:
             try:
                 # m3v §6.5: a dependent clip k decodes against clip k-1's map, available only
                 # if clip k-1 is the last clip read intact and was itself decodable
-                clip = parse_clip(data, ch, header, lambda k: (
-                    clips[-1]["index_map"] if clips and clips[-1]["index"] == k else None))
+                clip = parse_clip(
+                    data, ch, header, lambda k: clips[-1]["index_map"] if clips and clips[-1]["index"] == k else None
+                )
                 if gap_ok:
                     ok = clip["index"] > last_index and (
-                        clip["index"] != expect_index or clip["first_frame"] == expect_frame)
+                        clip["index"] != expect_index or clip["first_frame"] == expect_frame
+                    )
                 else:
                     ok = clip["index"] == expect_index and clip["first_frame"] == expect_frame
                 if not ok:
@@ -1158,8 +1174,9 @@ def read_stream(data: bytes, strict: bool = True) -> dict:
             break
         ioff, isize = struct.unpack_from("<QI", data, ch.payload_start)
         index_ok = index_entries is not None and indx_chunk is not None
-        if index_ok and not (ioff == indx_chunk.offset and isize == indx_chunk.end - ioff
-                             and ioff + isize == ch.offset):
+        if index_ok and not (
+            ioff == indx_chunk.offset and isize == indx_chunk.end - ioff and ioff + isize == ch.offset
+        ):
             damage(MalformedError("TAIL does not point at the INDX chunk", ch.offset))
             index_ok = False
         if ch.end != n:
@@ -1169,12 +1186,14 @@ def read_stream(data: bytes, strict: bool = True) -> dict:
             # every intact clip must agree with its entry; entries of lost clips cannot be
             # checked, and the index must list every clip (no entries beyond the last one)
             agree = all(
-                c["index"] < len(index_entries) and index_entries[c["index"]] == {
-                    "offset": c["offset"], "first_frame": c["first_frame"],
-                    "frame_count": c["frame_count"]} for c in clips)
+                c["index"] < len(index_entries)
+                and index_entries[c["index"]]
+                == {"offset": c["offset"], "first_frame": c["first_frame"], "frame_count": c["frame_count"]}
+                for c in clips
+            )
             if clips and len(index_entries) <= clips[-1]["index"]:
                 agree = False
-            if agree and len(index_entries) == len(clips) or agree and errors:
+            if (agree and len(index_entries) == len(clips)) or (agree and errors):
                 index_source = "trailer"
             else:
                 damage(MalformedError("INDX disagrees with the clips", indx_chunk.offset))
@@ -1193,4 +1212,3 @@ def read_stream(data: bytes, strict: bool = True) -> dict:
         "truncated_at": truncated_at,
         "errors": errors,
     }
-

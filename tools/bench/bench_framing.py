@@ -28,8 +28,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tools" / "bench"))
 
 import m3cvc_format as m  # noqa: E402
 from m3cvc_format.crc import crc32c  # noqa: E402
@@ -59,19 +57,38 @@ def string(element_id: int, value: str) -> bytes:
     return el(element_id, value.encode())
 
 
-def matroska(width: int, height: int, fps: float, clips: list[tuple[int, int, bytes, bytes, bytes]]) -> tuple[bytes, int]:
+def matroska(
+    width: int, height: int, fps: float, clips: list[tuple[int, int, bytes, bytes, bytes]]
+) -> tuple[bytes, int]:
     """clips: (first_frame, frame_count, index_map_payload, keyframe_text, clip_text); returns (file, payload bytes)."""
-    ebml = el(0x1A45DFA3, uint(0x4286, 1) + uint(0x42F7, 1) + uint(0x42F2, 4) + uint(0x42F3, 8)
-              + string(0x4282, "matroska") + uint(0x4287, 4) + uint(0x4285, 2))
+    ebml = el(
+        0x1A45DFA3,
+        uint(0x4286, 1)
+        + uint(0x42F7, 1)
+        + uint(0x42F2, 4)
+        + uint(0x42F3, 8)
+        + string(0x4282, "matroska")
+        + uint(0x4287, 4)
+        + uint(0x4285, 2),
+    )
     ms_per_frame = 1000 / fps
-    info = el(0x1549A966, uint(0x2AD7B1, 1_000_000) + string(0x4D80, "bench_framing") + string(0x5741, "bench_framing")
-              + el(0x4489, struct.pack(">d", (clips[-1][0] + clips[-1][1]) * ms_per_frame)))
+    info = el(
+        0x1549A966,
+        uint(0x2AD7B1, 1_000_000)
+        + string(0x4D80, "bench_framing")
+        + string(0x5741, "bench_framing")
+        + el(0x4489, struct.pack(">d", (clips[-1][0] + clips[-1][1]) * ms_per_frame)),
+    )
 
     def track(number: int, kind: int, codec: str, extra: bytes = b"") -> bytes:
         return el(0xAE, uint(0xD7, number) + uint(0x73C5, number) + uint(0x83, kind) + string(0x86, codec) + extra)
 
-    tracks = el(0x1654AE6B, track(1, 1, "V_M3V/INDEXMAP", el(0xE0, uint(0xB0, width) + uint(0xBA, height)))
-                + track(2, 0x11, "S_M3V/KEYFRAME_TEXT") + track(3, 0x11, "S_M3V/CLIP_TEXT"))
+    tracks = el(
+        0x1654AE6B,
+        track(1, 1, "V_M3V/INDEXMAP", el(0xE0, uint(0xB0, width) + uint(0xBA, height)))
+        + track(2, 0x11, "S_M3V/KEYFRAME_TEXT")
+        + track(3, 0x11, "S_M3V/CLIP_TEXT"),
+    )
     body = info + tracks
     clusters = []
     cue_points = []
@@ -82,16 +99,20 @@ def matroska(width: int, height: int, fps: float, clips: list[tuple[int, int, by
         blocks = el(0xA3, b"\x81" + struct.pack(">h", 0) + b"\x80" + vq)
         for number, text in ((2, kf_text), (3, clip_text)):
             if text:
-                blocks += el(0xA0, el(0xA1, bytes([0x80 | number]) + struct.pack(">h", 0) + b"\x00" + text)
-                             + uint(0x9B, duration))
+                blocks += el(
+                    0xA0,
+                    el(0xA1, bytes([0x80 | number]) + struct.pack(">h", 0) + b"\x00" + text) + uint(0x9B, duration),
+                )
         payload += len(vq) + len(kf_text) + len(clip_text)
         inner = uint(0xE7, t) + blocks
         cluster = el(0x1F43B675, el(0xBF, struct.pack("<I", crc32c(inner))) + inner)
         cue_points.append((t, len(body) + sum(len(c) for c in clusters)))
         clusters.append(cluster)
     body += b"".join(clusters)
-    cues = el(0x1C53BB6B, b"".join(
-        el(0xBB, uint(0xB3, t) + el(0xB7, uint(0xF7, 1) + uint(0xF1, pos))) for t, pos in cue_points))
+    cues = el(
+        0x1C53BB6B,
+        b"".join(el(0xBB, uint(0xB3, t) + el(0xB7, uint(0xF7, 1) + uint(0xF1, pos))) for t, pos in cue_points),
+    )
     return ebml + el(0x18538067, body + cues), payload
 
 
@@ -124,9 +145,18 @@ def run(n_clips: int, grid: tuple[int, int], with_texts: bool) -> dict:
     header = m.Header(width=512, height=320, fps=8, grid_h=h, grid_w=w, text_codec=m.TextCodec.TOKANS1, pack_id="lite")
     texts = descriptions(n_clips) if with_texts else [("", "")] * n_clips
     index_maps = maps(n_clips, h, w)
-    clips = [m.Clip(index=k, first_frame=16 * k, frame_count=16, mode=m.Mode.INTERPOLATION,
-                    keyframe_text=texts[k][0], clip_text=texts[k][1], index_map=index_maps[k])
-             for k in range(n_clips)]
+    clips = [
+        m.Clip(
+            index=k,
+            first_frame=16 * k,
+            frame_count=16,
+            mode=m.Mode.INTERPOLATION,
+            keyframe_text=texts[k][0],
+            clip_text=texts[k][1],
+            index_map=index_maps[k],
+        )
+        for k in range(n_clips)
+    ]
     buf = io.BytesIO()
     writer = m.write(buf, header, clips)
     data = buf.getvalue()
@@ -140,8 +170,15 @@ def run(n_clips: int, grid: tuple[int, int], with_texts: bool) -> dict:
     mkv_clips = []
     for rec in records:
         vq = rec.index_map.data
-        mkv_clips.append((rec.first_frame, rec.frame_count, bytes([rec.index_map.coder]) + vq,
-                          rec.keyframe_text_coded, rec.clip_text_coded))
+        mkv_clips.append(
+            (
+                rec.first_frame,
+                rec.frame_count,
+                bytes([rec.index_map.coder]) + vq,
+                rec.keyframe_text_coded,
+                rec.clip_text_coded,
+            )
+        )
     mkv, payload = matroska(512, 320, 8.0, mkv_clips)
     mkv_small, _ = matroska(512, 320, 8.0, mkv_clips[:1])
     mkv_framing = (len(mkv) - payload - (len(mkv_small) - sum(len(x) for x in mkv_clips[0][2:]))) / (n_clips - 1)
@@ -194,10 +231,14 @@ def main(argv=None) -> int:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['grid']} | {r['texts']} | {r['bytes_per_clip']:.1f} | {r['text_per_clip']:.1f} | "
-                     f"{r['vq_per_clip']:.1f} | **{r['m3v_framing']:.2f}** | {r['mkv_framing']:.2f} | {r['mkvinfo']} |")
+        lines.append(
+            f"| {r['grid']} | {r['texts']} | {r['bytes_per_clip']:.1f} | {r['text_per_clip']:.1f} | "
+            f"{r['vq_per_clip']:.1f} | **{r['m3v_framing']:.2f}** | {r['mkv_framing']:.2f} | {r['mkvinfo']} |"
+        )
     lines.append("")
-    lines.append(f"Fixed cost of a stream (signature, HEAD without metadata, empty INDX, TAIL): {rows[0]['m3v_fixed']} bytes.")
+    lines.append(
+        f"Fixed cost of a stream (signature, HEAD without metadata, empty INDX, TAIL): {rows[0]['m3v_fixed']} bytes."
+    )
     text = "\n".join(lines) + "\n"
     if not args.no_doc:
         from report import update_section

@@ -23,13 +23,12 @@ CASES = {
     "python -c pass (baseline)": "pass",
     "import m3cvc_format": "import m3cvc_format",
     "import m3cvc_format; m3cvc_format.Reader (loads the syntax: construct)": "import m3cvc_format; m3cvc_format.Reader",
-    "import m3cvc_format; m3cvc_format.decode_index_map (loads numpy, constriction)":
-        "import m3cvc_format; m3cvc_format.decode_index_map",
+    "import m3cvc_format; m3cvc_format.decode_index_map (loads numpy, constriction)": "import m3cvc_format; m3cvc_format.decode_index_map",
 }
 
 
 def median_wall(code: str, runs: int) -> float:
-    env = {"PYTHONPATH": str(ROOT / "src")}
+    env: dict[str, str] = {}
     times = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -45,10 +44,15 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     walls = {name: median_wall(code, args.runs) for name, code in CASES.items()}
     base = walls["python -c pass (baseline)"]
-    lines = ["## Import time", "",
-             f"`python tools/bench/bench_import.py --runs {args.runs}`, {datetime.date.today().isoformat()}: median wall "
-             "time of fresh interpreters, minus the baseline. Target: `import m3cvc_format` at most 150 ms.", "",
-             "| what | wall time | over the baseline |", "|---|---|---|"]
+    lines = [
+        "## Import time",
+        "",
+        f"`python tools/bench/bench_import.py --runs {args.runs}`, {datetime.date.today().isoformat()}: median wall "
+        "time of fresh interpreters, minus the baseline. Target: `import m3cvc_format` at most 150 ms.",
+        "",
+        "| what | wall time | over the baseline |",
+        "|---|---|---|",
+    ]
     for name, wall in walls.items():
         lines.append(f"| {name} | {1000 * wall:.1f} ms | {1000 * (wall - base):.1f} ms |")
     text = "\n".join(lines) + "\n"

@@ -1,6 +1,6 @@
 """Benchmark the index-map coders on STAND-IN VQ maps (tools/bench/standin_maps.py).
 
-    PYTHONPATH=src python tools/bench/bench_indexmap.py   # updates its section of docs/benchmarks.md
+    python tools/bench/bench_indexmap.py   # updates its section of docs/benchmarks.md
 
 For every grid size: mean payload bytes per map for RAW (8 bits an index for
 256 codes), zstd level 19 on the uint8 map bytes, STATIC and CONTEXT; bits per
@@ -20,19 +20,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import zstandard
+from standin_maps import GRIDS, STANDIN_NOTE, VOCAB, load_maps
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from standin_maps import GRIDS, STANDIN_NOTE, VOCAB, load_maps  # noqa: E402
-
-from m3cvc_format.constants import IndexMapCoder  # noqa: E402
-from m3cvc_format.indexmap import decode_index_map, encode_index_map, index_map_code_length  # noqa: E402
+from m3cvc_format.constants import IndexMapCoder
+from m3cvc_format.indexmap import decode_index_map, encode_index_map, index_map_code_length
 
 DATE = "2026-11-21"
-COMMAND = "PYTHONPATH=src python tools/bench/bench_indexmap.py"
+COMMAND = "python tools/bench/bench_indexmap.py"
 
 
 def measure(maps: np.ndarray, priors: list[list[int] | None], coder: IndexMapCoder, timing: bool = False):
@@ -110,7 +107,7 @@ def run() -> str:
             st = measure(test, priors, IndexMapCoder.STATIC)
             c0 = measure(test, [None] * len(test), IndexMapCoder.CONTEXT)
             cp = measure(test, priors, IndexMapCoder.CONTEXT)
-            fmt = lambda b: f"{b:.1f} B ({8 * b / n:.3f})"  # noqa: E731
+            fmt = lambda b: f"{b:.1f} B ({8 * b / n:.3f})"
             lines.append(
                 f"| {gw}x{gh} | {fmt(raw['bytes'])} | {fmt(zs)} | {fmt(st['bytes'])} | {fmt(c0['bytes'])} "
                 f"| {fmt(cp['bytes'])} | {100 * c0['overhead']:.2f}% ({100 * c0['overhead_max']:.2f}%) "
@@ -123,7 +120,7 @@ def run() -> str:
         "(16-24 bits: the coder starts from state 0 and the final word is cut to whole bytes),",
         "so the relative overhead is highest on the smallest grid (32x20, about 0.56%, just",
         "over the 0.5% target) and 0.2% or less from 64x40 up. CONTEXT decode is the",
-        "Python-plus-numpy decoder of src/m3cvc_format/indexmap.py (mean per map, no prior)",
+        "Python-plus-numpy decoder of m3cvc_format/indexmap.py (mean per map, no prior)",
         "on a shared 2-core machine, so the timings are noisy.",
         "On these stand-ins the prior does not help CONTEXT (per-image k-means usage differs",
         "from the pooled counts), so a writer should send one only where it measures a gain;",

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Bytes that Matroska packaging (m3v-mux, no preview track) adds to an `.m3v` stream.
 
-    PYTHONPATH=src python tools/bench/bench_mkv.py [--clips 1000] [--no-doc]
+    python tools/bench/bench_mkv.py [--clips 1000] [--no-doc]
 
 For every valid conformance vector and a long stream (512x320, 8 fps, 16-frame clips with
 ActivityNet descriptions coded with tokans-1 and stand-in 20x32 index maps; synthetic texts and
@@ -25,12 +25,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tools" / "bench"))
+
+from report import update_section  # noqa: E402
 
 import m3cvc_format as m  # noqa: E402
 from m3cvc_format import mkv  # noqa: E402
-from report import update_section  # noqa: E402
 
 DATE = "2026-11-21"
 VECTORS = ROOT / "spec" / "vectors"
@@ -65,19 +64,39 @@ def long_stream(n_clips: int) -> tuple[bytes, str]:
             pass
     rng = np.random.default_rng(20261121)
     if texts is None:
-        texts = [(f"Scene {k}: a person walks a dog along a park path under trees.",
-                  f"The person turns left at the bench while the dog sniffs the grass ({k}).")
-                 for k in range(n_clips)]
+        texts = [
+            (
+                f"Scene {k}: a person walks a dog along a park path under trees.",
+                f"The person turns left at the bench while the dog sniffs the grass ({k}).",
+            )
+            for k in range(n_clips)
+        ]
     if maps is None:
         base = rng.integers(0, 256, (5, 8))
         maps = [np.kron(base, np.ones((4, 4), int)) ^ rng.integers(0, 2, (20, 32)) for _ in range(n_clips)]
         source += ", synthetic maps" if "stand-in" not in source else ""
-    header = m.Header(width=512, height=320, fps=8, grid_h=20, grid_w=32, text_codec=m.TextCodec.TOKANS1,
-                      pack_id="lite", frame_count=16 * n_clips)
-    clips = [m.Clip(index=k, first_frame=16 * k, frame_count=16,
-                    mode=m.Mode.PREDICTION if k == n_clips - 1 else m.Mode.INTERPOLATION,
-                    keyframe_text=texts[k][0], clip_text=texts[k][1], index_map=maps[k])
-             for k in range(n_clips)]
+    header = m.Header(
+        width=512,
+        height=320,
+        fps=8,
+        grid_h=20,
+        grid_w=32,
+        text_codec=m.TextCodec.TOKANS1,
+        pack_id="lite",
+        frame_count=16 * n_clips,
+    )
+    clips = [
+        m.Clip(
+            index=k,
+            first_frame=16 * k,
+            frame_count=16,
+            mode=m.Mode.PREDICTION if k == n_clips - 1 else m.Mode.INTERPOLATION,
+            keyframe_text=texts[k][0],
+            clip_text=texts[k][1],
+            index_map=maps[k],
+        )
+        for k in range(n_clips)
+    ]
     buf = io.BytesIO()
     m.write(buf, header, clips)
     return buf.getvalue(), source
@@ -96,8 +115,10 @@ def measure(name: str, data: bytes, folder: Path) -> dict:
         header = r.header
     utf8 = 0
     for rec in records:
-        texts = [m.decode_text(rec.keyframe_text_coded, header.text_codec),
-                 m.decode_text(rec.clip_text_coded, header.text_codec)]
+        texts = [
+            m.decode_text(rec.keyframe_text_coded, header.text_codec),
+            m.decode_text(rec.clip_text_coded, header.text_codec),
+        ]
         utf8 += len("\n".join(t for t in texts if t).encode())
     row = {"name": name, "clips": len(records), "m3v": len(data), "subtitle_text": utf8, "checked": True}
     for variant, (subs, chaps) in VARIANTS.items():
@@ -126,13 +147,16 @@ def main(argv=None) -> int:
         data, source = long_stream(args.clips)
         rows.append(measure(f"long ({args.clips} clips)", data, folder))
     checked = all(r["checked"] for r in rows)
-    mkvinfo = "mkvinfo read every file" if all(r["mkvinfo"] for r in rows) else (
-        "mkvinfo not installed" if all(r["mkvinfo"] is None for r in rows) else "mkvinfo REJECTED some files")
+    mkvinfo = (
+        "mkvinfo read every file"
+        if all(r["mkvinfo"] for r in rows)
+        else ("mkvinfo not installed" if all(r["mkvinfo"] is None for r in rows) else "mkvinfo REJECTED some files")
+    )
 
     lines = [
         "## Matroska packaging (m3v-mux)",
         "",
-        f"Date: {DATE}. Command: `PYTHONPATH=src python tools/bench/bench_mkv.py --clips {args.clips}`",
+        f"Date: {DATE}. Command: `python tools/bench/bench_mkv.py --clips {args.clips}`",
         "",
         "Bytes a Matroska file made by `m3v-mux --no-preview` adds to the `.m3v` stream it carries "
         "(.mkv bytes - .m3v bytes), for each variant: the attachment alone (`--no-subtitles "
@@ -151,7 +175,8 @@ def main(argv=None) -> int:
         per_clip = f"{(r['both'] - r['attachment']) / r['clips']:.1f}" if r["clips"] else "-"
         lines.append(
             f"| {r['name']} | {r['clips']} | {r['m3v']} | {r['attachment']} | {r['+chapters']} | {r['+subtitles']} | "
-            f"**{r['both']}** | {r['subtitle_text']} | {(r['m3v'] + r['both']) / r['m3v']:.2f}x | {per_clip} |")
+            f"**{r['both']}** | {r['subtitle_text']} | {(r['m3v'] + r['both']) / r['m3v']:.2f}x | {per_clip} |"
+        )
     long_row = rows[-1]
     chap = (long_row["+chapters"] - long_row["attachment"]) / long_row["clips"]
     sub = (long_row["+subtitles"] - long_row["attachment"] - long_row["subtitle_text"]) / long_row["clips"]
@@ -161,7 +186,7 @@ def main(argv=None) -> int:
         f"UID, an empty Cluster when there is no block): {min(r['attachment'] for r in rows)}-{max(r['attachment'] for r in rows)} bytes. On the "
         f"long stream a chapter costs {chap:.1f} bytes a clip (ChapterAtom with UID, start, end and "
         f"display), and the subtitle track {sub:.1f} bytes a clip besides the text itself (BlockGroup, "
-        "Block header, BlockDuration, its share of Clusters and Cues). \"per clip\" = (both - attachment) / clips.",
+        'Block header, BlockDuration, its share of Clusters and Cues). "per clip" = (both - attachment) / clips.',
     ]
     text = "\n".join(lines)
     print(text)

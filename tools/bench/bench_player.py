@@ -30,29 +30,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tools" / "bench"))
 
 DATE = "2026-11-21"
 DEFAULT_VIDEO = ROOT.parent / "shared" / "media" / "videos" / "sam2_01_dog.mp4"
 
 
 def choose_pack() -> tuple[str, str]:
-    """("lite", note) when the lite pack loads, else the fake pack installed in-process."""
+    """The pack the benchmark streams use: the lite pack of the base install."""
     from m3cvc_codec import packs
 
-    try:
-        packs.load_pack("lite")
-        return "lite", "the `lite` pack (ONNX on the CPU)"
-    except Exception as err:  # noqa: BLE001 - any failure means: use the stand-in
-        import pytest
-
-        sys.path.insert(0, str(ROOT / "tests"))
-        from fake_pack import install
-
-        install(pytest.MonkeyPatch())
-        return "test.fake", (f"**the fake pack of tests/fake_pack.py** (`load_pack(\"lite\")` failed: {err}); "
-                             "its frames cost next to nothing to decode, so these figures do not describe a real pack")
+    packs.load_pack("lite")  # fails with its own one-line reason where the pack does not load
+    return "lite", "the `lite` pack (ONNX on the CPU)"
 
 
 def decode_cost(path: Path) -> dict:
@@ -67,9 +55,14 @@ def decode_cost(path: Path) -> dict:
             source.frame(n)
             times.append(time.perf_counter() - t)
         total = time.perf_counter() - began
-        return {"frames": source.frame_count, "clips": len(source.clip_starts), "fps_dec": source.frame_count / total,
-                "mean": statistics.fmean(times), "p95": sorted(times)[int(0.95 * (len(times) - 1))],
-                "max": max(times)}
+        return {
+            "frames": source.frame_count,
+            "clips": len(source.clip_starts),
+            "fps_dec": source.frame_count / total,
+            "mean": statistics.fmean(times),
+            "p95": sorted(times)[int(0.95 * (len(times) - 1))],
+            "max": max(times),
+        }
     finally:
         source.close()
 
@@ -128,19 +121,37 @@ def main(argv=None) -> int:
             report = encode(str(source_video), path, pack=pack, fps=fps)
             encode_s = time.perf_counter() - t
             cost = decode_cost(path)
-            print(f"{fps:>2} fps: {cost['frames']} frames, {cost['clips']} clips, coded in {encode_s:.1f} s; "
-                  f"decode flat out {cost['fps_dec']:.1f} fps (per frame mean {cost['mean'] * 1e3:.1f} ms, "
-                  f"p95 {cost['p95'] * 1e3:.1f}, max {cost['max'] * 1e3:.1f})", flush=True)
+            print(
+                f"{fps:>2} fps: {cost['frames']} frames, {cost['clips']} clips, coded in {encode_s:.1f} s; "
+                f"decode flat out {cost['fps_dec']:.1f} fps (per frame mean {cost['mean'] * 1e3:.1f} ms, "
+                f"p95 {cost['p95'] * 1e3:.1f}, max {cost['max'] * 1e3:.1f})",
+                flush=True,
+            )
             for mode, options in (("decode thread (default)", ()), ("`--no-prefetch`", ("--no-prefetch",))):
                 stats = play(path, *options)
-                rows.append({"fps": fps, "mode": mode, "kbps": report.kbit_s, **cost, "shown": stats.shown,
-                             "dropped": stats.dropped, "wall": stats.wall, "startup": stats.startup,
-                             "eff": stats.fps, "late_mean": stats.late_mean, "late_max": stats.late_max})
+                rows.append(
+                    {
+                        "fps": fps,
+                        "mode": mode,
+                        "kbps": report.kbit_s,
+                        **cost,
+                        "shown": stats.shown,
+                        "dropped": stats.dropped,
+                        "wall": stats.wall,
+                        "startup": stats.startup,
+                        "eff": stats.fps,
+                        "late_mean": stats.late_mean,
+                        "late_max": stats.late_max,
+                    }
+                )
                 print(f"   {mode}: {stats.summary()}", flush=True)
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    command = "python tools/bench/bench_player.py" + (f" --video {args.video}" if args.video != DEFAULT_VIDEO else "") + (
-        f" --seconds {args.seconds:g}" if args.seconds else "")
+    command = (
+        "python tools/bench/bench_player.py"
+        + (f" --video {args.video}" if args.video != DEFAULT_VIDEO else "")
+        + (f" --seconds {args.seconds:g}" if args.seconds else "")
+    )
     lines = [
         "## m3v-play: frames dropped by the pacing (headless)",
         "",
@@ -160,7 +171,8 @@ def main(argv=None) -> int:
             f"| {r['fps']} fps, {r['kbps']:.2f} kbit/s | {r['frames']} | {r['clips']} | {r['fps_dec']:.1f} fps | "
             f"{r['mean'] * 1e3:.1f} / {r['p95'] * 1e3:.1f} / {r['max'] * 1e3:.1f} ms | {r['mode']} | {r['shown']} | "
             f"**{r['dropped']}** ({drop_pct:.1f}%) | {r['wall']:.2f} s ({r['startup']:.2f} s) | {r['eff']:.2f} | "
-            f"{r['late_mean'] * 1e3:.1f} / {r['late_max'] * 1e3:.1f} ms |")
+            f"{r['late_mean'] * 1e3:.1f} / {r['late_max'] * 1e3:.1f} ms |"
+        )
     lines += [
         "",
         "By default a thread decodes up to one second ahead of the frame on screen, which absorbs the cost "

@@ -25,13 +25,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tools" / "bench"))
+
+from bench_framing import descriptions, maps  # noqa: E402
 
 import m3cvc_format as m  # noqa: E402
 import m3cvc_format.indexmap as indexmap  # noqa: E402
 import m3cvc_format.textcodec as textcodec  # noqa: E402
-from bench_framing import descriptions, maps  # noqa: E402
 
 
 def build(n_clips: int, path: Path) -> None:
@@ -49,21 +48,37 @@ def build(n_clips: int, path: Path) -> None:
     try:
         texts = descriptions(200)
         pool = maps(32, 20, 32)
-        header = m.Header(width=512, height=320, fps=8, grid_h=20, grid_w=32, text_codec=m.TextCodec.TOKANS1,
-                          pack_id="lite", frame_count=16 * n_clips)
+        header = m.Header(
+            width=512,
+            height=320,
+            fps=8,
+            grid_h=20,
+            grid_w=32,
+            text_codec=m.TextCodec.TOKANS1,
+            pack_id="lite",
+            frame_count=16 * n_clips,
+        )
         with m.Writer(path, header) as w:
             for k in range(n_clips):
                 kf, cl = texts[k % len(texts)]
-                w.write_clip(m.Clip(index=k, first_frame=16 * k, frame_count=16,
-                                    mode=m.Mode.PREDICTION if k == n_clips - 1 else m.Mode.INTERPOLATION,
-                                    keyframe_text=kf, clip_text=cl, index_map=pool[k % len(pool)]))
+                w.write_clip(
+                    m.Clip(
+                        index=k,
+                        first_frame=16 * k,
+                        frame_count=16,
+                        mode=m.Mode.PREDICTION if k == n_clips - 1 else m.Mode.INTERPOLATION,
+                        keyframe_text=kf,
+                        clip_text=cl,
+                        index_map=pool[k % len(pool)],
+                    )
+                )
     finally:
         textcodec.encode_text, indexmap.encode_index_map = encode_text.__wrapped__, original_encode_map
 
 
 def time_info(path: Path, runs: int = 7) -> tuple[float, float]:
     cmd = [sys.executable, "-m", "m3cvc_format.info", str(path)]
-    env = {"PYTHONPATH": str(ROOT / "src")}
+    env: dict[str, str] = {}
     walls = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -108,9 +123,14 @@ def random_access(path: Path, k: int) -> dict:
     clip = record.decode(reader.header)
     elapsed = time.perf_counter() - t
     assert clip.index == k
-    return {"header_reads": after_header, "index_reads": after_index - after_header,
-            "clip_reads": after_clip - after_index, "bytes_read": f.bytes, "ms": 1000 * elapsed,
-            "index_source": reader.index_source}
+    return {
+        "header_reads": after_header,
+        "index_reads": after_index - after_header,
+        "clip_reads": after_clip - after_index,
+        "bytes_read": f.bytes,
+        "ms": 1000 * elapsed,
+        "index_source": reader.index_source,
+    }
 
 
 def main(argv=None) -> int:
@@ -142,10 +162,15 @@ def main(argv=None) -> int:
         "|---|---|---|---|---|---|---|",
     ]
     for k, a in zip((0, args.clips // 2 + 17, args.clips - 1), access):
-        lines.append(f"| {k} | {a['header_reads']} | {a['index_reads']} | {a['clip_reads']} | {a['bytes_read']} | "
-                     f"{a['ms']:.1f} ms | {a['index_source']} |")
-    lines += ["", "Target: at most 3 reads besides the clip itself; measured: "
-              f"{max(a['header_reads'] + a['index_reads'] for a in access)}."]
+        lines.append(
+            f"| {k} | {a['header_reads']} | {a['index_reads']} | {a['clip_reads']} | {a['bytes_read']} | "
+            f"{a['ms']:.1f} ms | {a['index_source']} |"
+        )
+    lines += [
+        "",
+        "Target: at most 3 reads besides the clip itself; measured: "
+        f"{max(a['header_reads'] + a['index_reads'] for a in access)}.",
+    ]
     text = "\n".join(lines) + "\n"
     if not args.no_doc:
         from report import update_section

@@ -49,9 +49,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tools" / "bench"))
 
-import metrics as M
+from m3cvc_codec import metrics as M
 
 MEDIA = Path(os.environ.get("M3CVC_MEDIA", ROOT.parent / "shared" / "media"))
 OUT = ROOT / "tools" / "bench" / "out"
@@ -143,7 +142,7 @@ def check_against_codec_loader(path: Path, frames: list[np.ndarray], max_frames:
     """Whether m3cvc_codec.video_io.read_frames gives the same frames (a line for the doc)."""
     try:
         from m3cvc_codec.video_io import read_frames
-    except Exception as err:  # noqa: BLE001 - absent or broken: just say so
+    except Exception as err:
         return f"m3cvc_codec.video_io not importable ({type(err).__name__}); not compared"
     theirs = []
     for f in read_frames(path, (WIDTH, HEIGHT), FPS):
@@ -264,11 +263,11 @@ def m3cvc_unavailable(pack: str) -> str | None:
         import m3cvc_codec as c
 
         c.encode, c.decode  # noqa: B018 - resolve the lazy names
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         return f"m3cvc_codec has no encode/decode yet ({type(err).__name__}: {err})"
     try:
         c.load_pack(pack)
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         return f"pack {pack!r} does not load ({type(err).__name__}: {err})"
     return None
 
@@ -482,7 +481,7 @@ def render(rows: list[dict], clips: list[str], max_frames, meta: dict) -> str:
         "and end of each run: " + "; ".join(f"`{c}` {loads[c]}" for c in cmds) + ". A load well above 2 "
         "means another job (a model training) shared the CPU, so the fps columns are rough and only "
         "roughly comparable between codecs; encoders and decoders used their default thread counts. "
-        "m3cvc's speed on a quiet machine: section \"Encode and decode speed\"."
+        'm3cvc\'s speed on a quiet machine: section "Encode and decode speed".'
     )
     lines.append("")
     clip_desc = ", ".join(f"`{CLIPS[c]}` ({frames.get(c, '?')} frames)" for c in clips)
@@ -533,32 +532,47 @@ def render(rows: list[dict], clips: list[str], max_frames, meta: dict) -> str:
     for key in ("x264", "x265", "svtav1"):
         if key in ser:
             s, p = ser[key][0]
-            low.append(f"{CODEC_LABEL[key]} {p['bpp']:.4f} bpp at {s} (PSNR-RGB {p['psnr_rgb']:.2f} dB, "
-                       f"MS-SSIM {p['ms_ssim']:.4f})")
+            low.append(
+                f"{CODEC_LABEL[key]} {p['bpp']:.4f} bpp at {s} (PSNR-RGB {p['psnr_rgb']:.2f} dB, "
+                f"MS-SSIM {p['ms_ssim']:.4f})"
+            )
     if low:
         inside = [CODEC_LABEL[k] for k in ("x264", "x265", "svtav1") if k in ser and ser[k][0][1]["bpp"] <= 0.01]
-        lines.append("Lowest rate each traditional codec reaches (its largest CRF): " + "; ".join(low) + ". "
-                     + ("Inside the 0.001-0.01 bpp band (shaded in the plot) with CRF alone: "
-                        + (", ".join(inside) if inside else "none") + "."))
+        lines.append(
+            "Lowest rate each traditional codec reaches (its largest CRF): "
+            + "; ".join(low)
+            + ". "
+            + (
+                "Inside the 0.001-0.01 bpp band (shaded in the plot) with CRF alone: "
+                + (", ".join(inside) if inside else "none")
+                + "."
+            )
+        )
         lines.append("")
     # m3cvc vs x265 at equal bpp
     m3 = [k for k in ser if k.startswith("m3cvc")]
     if not m3:
         why = meta.get("m3cvc_skipped") or "not run (`--codecs` left it out)"
-        lines.append(f"**m3cvc: not measured yet** -- {why}. When the codec and its pack are ready, run "
-                     "`python tools/bench/bench_rd.py --codecs m3cvc`: it adds the m3cvc rows to the stored "
-                     "traditional ones (tools/bench/out/rd_results.json) and fills in the equal-rate comparison "
-                     "with x265.")
+        lines.append(
+            f"**m3cvc: not measured yet** -- {why}. When the codec and its pack are ready, run "
+            "`python tools/bench/bench_rd.py --codecs m3cvc`: it adds the m3cvc rows to the stored "
+            "traditional ones (tools/bench/out/rd_results.json) and fills in the equal-rate comparison "
+            "with x265."
+        )
         lines.append("")
     if m3 and "x265" in ser:
         gaps = [(k, g) for k in sorted(m3) for g in gap_vs(ser["x265"], ser[k])]
         lo, hi = ser["x265"][0][1]["bpp"], ser["x265"][-1][1]["bpp"]
         if gaps:
-            lines.append(f"m3cvc against x265 at equal bpp (x265 interpolated linearly in log-bpp over its "
-                         f"{lo:.4f}-{hi:.4f} bpp range; positive = m3cvc better):")
+            lines.append(
+                f"m3cvc against x265 at equal bpp (x265 interpolated linearly in log-bpp over its "
+                f"{lo:.4f}-{hi:.4f} bpp range; positive = m3cvc better):"
+            )
             lines.append("")
-            lines.append("| m3cvc setting | bpp | PSNR-RGB | x265 PSNR-RGB | dPSNR-RGB | PSNR-Y | x265 PSNR-Y | dPSNR-Y "
-                         "| MS-SSIM | x265 MS-SSIM | dMS-SSIM |")
+            lines.append(
+                "| m3cvc setting | bpp | PSNR-RGB | x265 PSNR-RGB | dPSNR-RGB | PSNR-Y | x265 PSNR-Y | dPSNR-Y "
+                "| MS-SSIM | x265 MS-SSIM | dMS-SSIM |"
+            )
             lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
             for k, (s, p, q) in gaps:
                 lines.append(
@@ -569,16 +583,19 @@ def render(rows: list[dict], clips: list[str], max_frames, meta: dict) -> str:
                 )
             lines.append("")
         else:
-            lines.append(f"No m3cvc point falls inside x265's measured range ({lo:.4f}-{hi:.4f} bpp), so there "
-                         "is no equal-rate comparison (x265 is not extrapolated).")
+            lines.append(
+                f"No m3cvc point falls inside x265's measured range ({lo:.4f}-{hi:.4f} bpp), so there "
+                "is no equal-rate comparison (x265 is not extrapolated)."
+            )
             lines.append("")
     # per-clip detail
     lines.append("<details><summary>Per clip</summary>")
     lines.append("")
     lines.append("| clip | codec | setting | bytes | bpp | PSNR-RGB | PSNR-Y | MS-SSIM | SEI bytes removed |")
     lines.append("|---|---|---|---|---|---|---|---|---|")
-    for r in sorted(rows, key=lambda r: (clips.index(r["clip"]) if r["clip"] in clips else 9,
-                                         _order(r["codec"]), r["bytes"])):
+    for r in sorted(
+        rows, key=lambda r: (clips.index(r["clip"]) if r["clip"] in clips else 9, _order(r["codec"]), r["bytes"])
+    ):
         if r["clip"] not in clips:
             continue
         p = summarise([r])
@@ -610,8 +627,10 @@ def _encode_defaults() -> str:
     from m3cvc_codec.encoder import encode
 
     params = inspect.signature(encode).parameters
-    return (f"index maps against the previous keyframe's: `refresh={params['refresh'].default}`, "
-            f"`reuse={params['reuse'].default}`")
+    return (
+        f"index maps against the previous keyframe's: `refresh={params['refresh'].default}`, "
+        f"`reuse={params['reuse'].default}`"
+    )
 
 
 def main(argv=None) -> int:
@@ -619,19 +638,30 @@ def main(argv=None) -> int:
     ap.add_argument("--codecs", default=",".join(ALL_CODECS), help="comma list of x264,x265,svtav1,m3cvc")
     ap.add_argument("--clips", default=",".join(CLIPS), help=f"comma list of {','.join(CLIPS)}")
     ap.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each clip")
-    ap.add_argument("--crf", action="append", default=[], metavar="CODEC=A,B,..",
-                    help="override a traditional codec's CRF list, e.g. x265=51,45")
+    ap.add_argument(
+        "--crf",
+        action="append",
+        default=[],
+        metavar="CODEC=A,B,..",
+        help="override a traditional codec's CRF list, e.g. x265=51,45",
+    )
     ap.add_argument("--no-doc", action="store_true", help="print the section instead of writing docs/")
-    ap.add_argument("--render-only", action="store_true",
-                    help="run nothing: rewrite the section and plot from the stored results")
+    ap.add_argument(
+        "--render-only", action="store_true", help="run nothing: rewrite the section and plot from the stored results"
+    )
     ap.add_argument("--m3cvc-pack", default="lite")
     ap.add_argument("--m3cvc-grids", type=lambda s: s.split(","), default=["1/16", "1/8"])
     ap.add_argument("--m3cvc-modes", type=lambda s: s.split(","), default=["interpolation", "prediction"])
     ap.add_argument("--m3cvc-thresholds", type=_floats, default=[0.2, 0.35, 0.6], help="D_th values")
     ap.add_argument("--m3cvc-intervals", type=_ints, default=[32, 16, 8, 4, 2], help="fixed keyframe intervals")
     ap.add_argument("--m3cvc-targets", type=_floats, default=[], help="target_bpp values")
-    ap.add_argument("--m3cvc-extra", action="append", default=[], metavar="KEY=VALUE",
-                    help="another encode() keyword (VALUE parsed as JSON when it can be)")
+    ap.add_argument(
+        "--m3cvc-extra",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another encode() keyword (VALUE parsed as JSON when it can be)",
+    )
     args = ap.parse_args(argv)
 
     codecs = [c.strip() for c in args.codecs.split(",") if c.strip()]
@@ -663,7 +693,7 @@ def main(argv=None) -> int:
     new: list[dict] = []
     ceilings = []
     t_start = time.perf_counter()
-    for clip in ([] if args.render_only else clips):
+    for clip in [] if args.render_only else clips:
         path = MEDIA / "videos" / CLIPS[clip]
         if not path.exists():
             raise SystemExit(f"{path} is missing (set M3CVC_MEDIA)")
@@ -680,9 +710,12 @@ def main(argv=None) -> int:
                     r = run_traditional(name, crf, yuv, src)
                     new.append({**base, "codec": name, "setting": f"crf {crf}", **r})
                     p = summarise([r])
-                    print(f"  {name} crf {crf}: {p['bpp']:.5f} bpp, {p['psnr_rgb']:.2f} dB, MS-SSIM "
-                          f"{p['ms_ssim']:.4f}, enc {p['enc_fps']:.1f} fps, dec {p['dec_fps']:.1f} fps "
-                          f"[{time.perf_counter() - t_start:.0f} s]", file=sys.stderr)
+                    print(
+                        f"  {name} crf {crf}: {p['bpp']:.5f} bpp, {p['psnr_rgb']:.2f} dB, MS-SSIM "
+                        f"{p['ms_ssim']:.4f}, enc {p['enc_fps']:.1f} fps, dec {p['dec_fps']:.1f} fps "
+                        f"[{time.perf_counter() - t_start:.0f} s]",
+                        file=sys.stderr,
+                    )
         if "m3cvc" in codecs and not skip_m3:
             with tempfile.TemporaryDirectory(prefix="bench_rd_") as tmp:
                 work = Path(tmp)
@@ -691,13 +724,16 @@ def main(argv=None) -> int:
                 for setting, kwargs in m3cvc_settings(args):
                     try:
                         r = run_m3cvc(kwargs, src_file, src, work)
-                    except Exception as err:  # noqa: BLE001 - one failing setting must not lose the rest
+                    except Exception as err:
                         print(f"  m3cvc {setting}: FAILED {type(err).__name__}: {err}", file=sys.stderr)
                         continue
                     new.append({**base, "codec": "m3cvc", "setting": setting, **r})
                     p = summarise([r])
-                    print(f"  m3cvc {setting}: {p['bpp']:.5f} bpp, {p['psnr_rgb']:.2f} dB, MS-SSIM "
-                          f"{p['ms_ssim']:.4f} [{time.perf_counter() - t_start:.0f} s]", file=sys.stderr)
+                    print(
+                        f"  m3cvc {setting}: {p['bpp']:.5f} bpp, {p['psnr_rgb']:.2f} dB, MS-SSIM "
+                        f"{p['ms_ssim']:.4f} [{time.perf_counter() - t_start:.0f} s]",
+                        file=sys.stderr,
+                    )
 
     meta["load"] += f" / {os.getloadavg()[0]:.1f}"
     for r in new:

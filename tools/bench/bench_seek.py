@@ -24,10 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "src"))
 MEDIA = ROOT.parent / "shared" / "media" / "videos"
 
 
@@ -43,13 +40,27 @@ def build(path: Path, minutes: float) -> int:
         maps += [pack.encode_keyframe(f, grid) for f in list(read_frames(MEDIA / name))[::16]]
     n_clips = int(minutes * 60 * 8 / 16)
     gh, gw = grid.grid(512, 320)
-    header = m.Header(width=512, height=320, fps=8, grid_h=gh, grid_w=gw, pack_id="lite",
-                      pack_hash=pack.weights_hash(grid), frame_count=16 * n_clips)
+    header = m.Header(
+        width=512,
+        height=320,
+        fps=8,
+        grid_h=gh,
+        grid_w=gw,
+        pack_id="lite",
+        pack_hash=pack.weights_hash(grid),
+        frame_count=16 * n_clips,
+    )
     with m.Writer(path, header) as w:
         for k in range(n_clips):
-            w.write_clip(m.Clip(index=k, first_frame=16 * k, frame_count=16,
-                                mode=m.Mode.PREDICTION if k == n_clips - 1 else m.Mode.INTERPOLATION,
-                                index_map=maps[k % len(maps)]))
+            w.write_clip(
+                m.Clip(
+                    index=k,
+                    first_frame=16 * k,
+                    frame_count=16,
+                    mode=m.Mode.PREDICTION if k == n_clips - 1 else m.Mode.INTERPOLATION,
+                    index_map=maps[k % len(maps)],
+                )
+            )
     return 16 * n_clips
 
 
@@ -101,26 +112,32 @@ def main(argv=None) -> int:
     first_times = [f for f, _, _ in seeks]
     seek_times = [t for _, t, _ in seeks]
     lines = [
-        f"## Random seek in a {args.minutes:g}-minute stream", "",
+        f"## Random seek in a {args.minutes:g}-minute stream",
+        "",
         f"`python tools/bench/bench_seek.py --minutes {args.minutes:g} --seeks {args.seeks}`, "
         f"{datetime.date.today().isoformat()}, 2-core development machine. Stream: {total} frames "
         f"(512x320, 8 fps, 16-frame interpolation clips, lite pack 1/16), {size} bytes. Each seek opens the "
-        "file with `m3cvc_format.open`, seeks (microseconds, backward) and decodes forward to the target.", "",
+        "file with `m3cvc_format.open`, seeks (microseconds, backward) and decodes forward to the target.",
+        "",
         "| target frame | first frame (clip start) | target frame | frames decoded | decoding from the start (extrapolated) |",
         "|---|---|---|---|---|",
     ]
     for target, (f, t, n) in zip(targets, seeks):
-        lines.append(f"| {target} ({target / 8 / 60:.1f} min) | {1000 * f:.0f} ms | {1000 * t:.0f} ms | {n} | "
-                     f"{target * per_frame:.1f} s |")
-    lines += ["", f"After a seek (file opened cold each time): first frame in median **{1000 * statistics.median(first_times):.0f} ms**, "
-              f"target frame in median {1000 * statistics.median(seek_times):.0f} ms (max {1000 * max(seek_times):.0f} ms), "
-              "whatever the position. Decoding from the start: "
-              f"{minute:.1f} s for the first minute ({1 / per_frame:.0f} frames/s), so "
-              f"{total / 2 * per_frame:.0f} s to reach the middle of the stream."]
+        lines.append(
+            f"| {target} ({target / 8 / 60:.1f} min) | {1000 * f:.0f} ms | {1000 * t:.0f} ms | {n} | "
+            f"{target * per_frame:.1f} s |"
+        )
+    lines += [
+        "",
+        f"After a seek (file opened cold each time): first frame in median **{1000 * statistics.median(first_times):.0f} ms**, "
+        f"target frame in median {1000 * statistics.median(seek_times):.0f} ms (max {1000 * max(seek_times):.0f} ms), "
+        "whatever the position. Decoding from the start: "
+        f"{minute:.1f} s for the first minute ({1 / per_frame:.0f} frames/s), so "
+        f"{total / 2 * per_frame:.0f} s to reach the middle of the stream.",
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_doc:
-        sys.path.insert(0, str(ROOT / "tools" / "bench"))
         from report import update_section
 
         update_section("seek", text)

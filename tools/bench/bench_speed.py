@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "src"))
 
 MEDIA = ROOT.parent / "shared" / "media" / "videos"
 CLIPS = ("sam2_05_default_juggle.mp4", "mmaction2_test_pool.mp4")  # held back from training
@@ -67,19 +66,33 @@ def main(argv=None) -> int:
                         t = time.perf_counter()
                         m3cvc_codec.decode(out, Path(tmp) / "d.y4m")
                         dec.append(time.perf_counter() - t)
-                    rows.append((name, grid, mode, n, len(report.clips), report.bpp,
-                                 n / statistics.median(enc), n / statistics.median(dec)))
-    lines = ["## Encode and decode speed (lite pack, 512x320, 8 fps)", "",
-             f"`python tools/bench/bench_speed.py --runs {args.runs}`, {datetime.date.today().isoformat()}, on the "
-             "2-core development machine with nothing else running; median of the runs; default keyframe selection. "
-             "Targets: decode at least 16 frames/s, encode at least 8 frames/s.", "",
-             "| clip | grid | mode | frames | clips | bpp | encode fps | decode fps |", "|---|---|---|---|---|---|---|---|"]
+                    rows.append(
+                        (
+                            name,
+                            grid,
+                            mode,
+                            n,
+                            len(report.clips),
+                            report.bpp,
+                            n / statistics.median(enc),
+                            n / statistics.median(dec),
+                        )
+                    )
+    lines = [
+        "## Encode and decode speed (lite pack, 512x320, 8 fps)",
+        "",
+        f"`python tools/bench/bench_speed.py --runs {args.runs}`, {datetime.date.today().isoformat()}, on the "
+        "2-core development machine with nothing else running; median of the runs; default keyframe selection. "
+        "Targets: decode at least 16 frames/s, encode at least 8 frames/s.",
+        "",
+        "| clip | grid | mode | frames | clips | bpp | encode fps | decode fps |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, grid, mode, n, clips, bpp, e, d in rows:
         lines.append(f"| {name} | {grid} | {mode} | {n} | {clips} | {bpp:.5f} | **{e:.1f}** | **{d:.1f}** |")
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_doc:
-        sys.path.insert(0, str(ROOT / "tools" / "bench"))
         from report import update_section
 
         update_section("speed", text)

@@ -25,8 +25,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 MEDIA = ROOT.parent / "shared" / "media" / "videos"
 CLIPS = {"juggle": "sam2_05_default_juggle.mp4", "pool": "mmaction2_test_pool.mp4"}  # held back from training
@@ -40,8 +38,11 @@ def reused_maps(frames: list[np.ndarray], pack, grid) -> list[np.ndarray]:
     keyframe's index (the first of every REFRESH maps too: the encoder does not know yet)."""
     out: list[np.ndarray] = []
     for frame in frames:
-        out.append(np.asarray(pack.encode_keyframe_near(frame, grid, out[-1], REUSE) if out
-                              else pack.encode_keyframe(frame, grid)))
+        out.append(
+            np.asarray(
+                pack.encode_keyframe_near(frame, grid, out[-1], REUSE) if out else pack.encode_keyframe(frame, grid)
+            )
+        )
     return out
 
 
@@ -80,9 +81,13 @@ def measure(maps: list[np.ndarray], interval: int) -> dict:
     n = sum(x.size for x in keys)
     same = [float(np.mean(a == b)) for a, b in zip(keys, keys[1:])]
     return {
-        "maps": len(keys), "context_bits": 8 * context / n, "temporal_bits": 8 * temporal / n,
-        "dependent": sum(chosen), "repeat_share": float(np.mean(same)) if same else 0.0,
-        "enc_ms": 1e3 * enc_t / max(1, n_temporal_coded), "dec_ms": 1e3 * dec_t / max(1, n_temporal_coded),
+        "maps": len(keys),
+        "context_bits": 8 * context / n,
+        "temporal_bits": 8 * temporal / n,
+        "dependent": sum(chosen),
+        "repeat_share": float(np.mean(same)) if same else 0.0,
+        "enc_ms": 1e3 * enc_t / max(1, n_temporal_coded),
+        "dec_ms": 1e3 * dec_t / max(1, n_temporal_coded),
     }
 
 

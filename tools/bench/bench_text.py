@@ -10,7 +10,7 @@ content size.  Reported over (a) the whole ActivityNet file and (b) its odd
 (held-out) lines only.  tokans-1 and LZW are decoded again and checked
 lossless on every line.
 
-    PYTHONPATH=src python tools/bench/bench_text.py   # updates its section of docs/benchmarks.md
+    python tools/bench/bench_text.py   # updates its section of docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "src"))
 
 import brotli  # noqa: E402
 import zstandard  # noqa: E402
@@ -97,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Measured {DATE} on {platform.machine()} / Python {platform.python_version()} with",
         "",
         "```",
-        "PYTHONPATH=src python tools/bench/bench_text.py",
+        "python tools/bench/bench_text.py",
         "```",
         "",
         f"Data: `activitynet_paragraphs.txt` ({len(an)} multi-sentence descriptions, one per line), each",
@@ -113,7 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         idx = list(idx)
         raw = sum(sizes["raw"][i] for i in idx)
         lzw = sum(sizes["LZW"][i] for i in idx)
-        out += [f"### {title}", "", "| codec | mean bytes / description | fraction of raw | ratio to LZW |", "|---|---:|---:|---:|"]
+        out += [
+            f"### {title}",
+            "",
+            "| codec | mean bytes / description | fraction of raw | ratio to LZW |",
+            "|---|---:|---:|---:|",
+        ]
         for n in names:
             s = sum(sizes[n][i] for i in idx)
             out.append(f"| {n} | {s / len(idx):.1f} | {s / raw:.3f} | {s / lzw:.3f} |")

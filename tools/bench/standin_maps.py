@@ -14,7 +14,7 @@ Sources: the 24 Kodak images and frames 0, 30, 60, 90 of each video under
 ratio and resized (area filter) to 512x320 (grids 32x20 and 64x40) and 512x512
 (grids 32x32 and 64x64).
 
-    PYTHONPATH=src python tools/bench/standin_maps.py      # builds and prints a summary
+    python tools/bench/standin_maps.py      # builds and prints a summary
 
 The maps are cached in tools/bench/out/ (git-ignored).
 """
@@ -180,8 +180,7 @@ def main() -> int:
         allm = np.concatenate([k.reshape(len(k), -1), v.reshape(len(v), -1)])
         same_w = np.mean(np.concatenate([k, v])[:, :, 1:] == np.concatenate([k, v])[:, :, :-1])
         used = len(np.unique(allm))
-        print(f"{name}: {len(k)} kodak + {len(v)} video maps, {used} codes used, "
-              f"P(index == left) = {same_w:.3f}")
+        print(f"{name}: {len(k)} kodak + {len(v)} video maps, {used} codes used, P(index == left) = {same_w:.3f}")
     return 0
 
 

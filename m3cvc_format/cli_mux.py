@@ -1,0 +1,132 @@
+"""m3v-mux: package an `.m3v` stream in a Matroska file any player opens.
+
+    m3v-mux IN.m3v -o OUT.mkv [--no-preview] [--no-subtitles] [--no-chapters] [--crf N] [-q]
+
+The `.m3v` bytes travel unchanged as an attachment (``m3v-demux`` gives them back); the
+descriptions become a subtitle track, each clip a chapter, and the decoded video an H.264
+preview track.  The preview needs the codec (``m3cvc_codec``) and the stream's pack; without
+them the file is written without a preview, with a one-line notice.  Exit status: 0 written,
+1 bad input or an error writing, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+PROG = "m3v-mux"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Put an .m3v stream into a Matroska file: the stream as an attachment, the "
+        "descriptions as subtitles, a chapter per clip and an H.264 preview of the decoded video.",
+    )
+    p.add_argument("input", help="the .m3v stream, or - for standard input")
+    p.add_argument("-o", "--output", required=True, help="the Matroska file to write (OUT.mkv)")
+    p.add_argument("--no-preview", action="store_true", help="no video track (no decoding)")
+    p.add_argument("--no-subtitles", action="store_true", help="no subtitle track of the descriptions")
+    p.add_argument("--no-chapters", action="store_true", help="no chapter at each clip start")
+    p.add_argument(
+        "--crf",
+        type=int,
+        default=30,
+        metavar="N",
+        help="H.264 quality of the preview, 0-51, lower is better (default 30)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no notices or closing line")
+    return p
+
+
+def decoded_frames(data: bytes) -> Iterator:
+    """The stream's frames as RGB arrays, in order, decoded through the frame decoder the
+    format layer finds for the stream's pack (as m3v-decode and m3v-play see them)."""
+    import io
+
+    import m3cvc_format as m
+
+    with m.open(io.BytesIO(data)) as container:
+        for frame in container.decode(video=0):
+            yield frame.to_ndarray(format="rgb24")
+
+
+def _preview(data: bytes):
+    """(a callable giving the decoded frames, None) or (None, why they cannot be had)."""
+    import m3cvc_format as m
+    from m3cvc_format.framedecoders import find_frame_decoder
+
+    with m.Reader(data) as reader:
+        header = reader.header
+    try:
+        find_frame_decoder(header.pack_id)(header)  # checks the pack and its weights
+    except (ValueError, ImportError, OSError) as err:  # our errors and the pack's are ValueErrors
+        return None, _one_line(err)
+    return (lambda: decoded_frames(data)), None
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, OSError) and not isinstance(err, ValueError) and err.strerror:
+        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+        return f"{where}{err.strerror}"
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    if not 0 <= args.crf <= 51:
+        print(f"{PROG}: --crf must be 0-51, got {args.crf}", file=sys.stderr)
+        return 2
+    from .mkv import mux
+
+    try:
+        if args.input == "-":
+            data, name = sys.stdin.buffer.read(), None
+        else:
+            data, name = Path(args.input).read_bytes(), Path(args.input).name
+        frames, why = (None, None) if args.no_preview else _preview(data)
+        report = mux(
+            data,
+            args.output,
+            preview_frames=frames,
+            preview_crf=args.crf,
+            subtitles=not args.no_subtitles,
+            chapters=not args.no_chapters,
+            name=name,
+        )
+    except (ValueError, OSError, ImportError) as err:  # M3VError, PackError, CodecError are ValueErrors
+        print(f"{PROG}: {args.input}: {_one_line(err)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    if not args.quiet:
+        if why:
+            print(f"{PROG}: {why}; wrote no preview track (--no-preview silences this)", file=sys.stderr)
+        parts = []
+        if report.preview_frames:
+            parts.append(f"H.264 preview ({report.preview_frames} frames)")
+        if "subtitles" in report.tracks:
+            parts.append(f"subtitles ({report.subtitles})")
+        if report.chapters:
+            parts.append(f"{report.chapters} chapters")
+        parts.append(f"attachment {report.attachment_name} ({report.m3v_size} bytes)")
+        print(
+            f"{PROG}: {_count(report.clips, 'clip')}, {_count(report.frames, 'frame')} -> {report.output}: "
+            f"{', '.join(parts)}; {report.size} bytes (+{report.overhead})",
+            file=sys.stderr,
+        )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

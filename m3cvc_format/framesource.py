@@ -1,0 +1,623 @@
+"""Frames of an `.m3v` stream, decoded clip by clip: seekable, cached, and streaming.
+
+:class:`FrameSource` turns clips into frames through a frame decoder found by pack id
+(:mod:`.framedecoders`).  Its cost follows the clips a request touches, never the file length:
+
+- **Random access** (a seekable file with an index): frame *n* reads and decodes only the clip
+  that holds it, and, when that clip interpolates, the keyframe of the next clip (spec/m3v.md
+  §6.2).  Decoded keyframes stay in a bounded LRU cache (``cache_size`` keyframes, default 8),
+  so walking forward decodes each keyframe once, and going back to a recent clip decodes none.
+- **Streaming** (a pipe, ``"-"``, or a file that is still being written, read with
+  ``follow=True``): clips are read in order as they arrive; an interpolation clip is held back
+  until its successor's CLIP chunk has arrived, and the last clip (end of data, or a successor
+  lost to damage) is predicted.  Only a bounded window of recent clips is kept, so frames can
+  go forward only, and memory stays constant however long the stream.
+
+Frames are RGB ``uint8`` arrays (height x width x 3).  Arrays from the keyframe cache are
+read-only; copy one to modify it.
+
+    src = FrameSource.open("x.m3v")          # or FrameSource(reader)
+    for n, frame in src.frames(100, 140):    # frames 100..139
+        ...
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import os
+import struct
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from .constants import SIGNATURE, TAIL_SIZE, ChunkType, Mode
+from .crc import crc32c
+from .errors import (
+    ChecksumError,
+    M3VError,
+    MalformedError,
+    MissingIndexError,
+    MissingReferenceError,
+    SignatureError,
+    TruncatedError,
+)
+
+__all__ = [
+    "DEFAULT_CACHE_SIZE",
+    "DEFAULT_FOLLOW_TIMEOUT",
+    "STREAM_WINDOW",
+    "FollowFile",
+    "FrameSource",
+    "open_reader",
+    "parse_clip_chunk",
+]
+
+#: Keyframes kept decoded by default.
+DEFAULT_CACHE_SIZE = 8
+#: Seconds ``follow=True`` waits for a growing file to grow before taking its end as final.
+DEFAULT_FOLLOW_TIMEOUT = 10.0
+#: Clips (parsed records and their chunk bytes, not frames) a streaming source keeps behind it.
+STREAM_WINDOW = 64
+
+_EBML_MAGIC = b"\x1a\x45\xdf\xa3"  # a Matroska / WebM file
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+class FollowFile(io.RawIOBase):
+    """A file that is still being written, read as a stream: a read at the current end waits
+    (polling every ``poll`` seconds) until more data arrives, and returns end of data once the
+    bytes so far end with a complete `.m3v` trailer (INDX + TAIL) or nothing has arrived for
+    ``timeout`` seconds (an unterminated stream: a crashed or stopped writer)."""
+
+    def __init__(self, src, timeout: float = DEFAULT_FOLLOW_TIMEOUT, poll: float = 0.02) -> None:
+        super().__init__()
+        if isinstance(src, (str, os.PathLike)):
+            self._file: BinaryIO = open(src, "rb")
+            self._owns = True
+            self.name = str(src)
+        else:
+            self._file, self._owns = src, False
+            self.name = getattr(src, "name", "<stream>")
+        self.timeout = float(timeout)
+        self.poll = float(poll)
+        self._delivered = 0
+        self._last = b""  # the last TAIL_SIZE bytes delivered
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def _complete(self) -> bool:
+        tail = self._last
+        if len(tail) < TAIL_SIZE or tail[0] != ChunkType.TAIL or tail[1] != TAIL_SIZE - 6:
+            return False
+        if crc32c(tail[:-4]) != struct.unpack_from("<I", tail, TAIL_SIZE - 4)[0]:
+            return False
+        index_offset, index_size = struct.unpack_from("<QI", tail, 2)
+        return index_offset + index_size == self._delivered - TAIL_SIZE
+
+    def readinto(self, buffer) -> int:
+        deadline = time.monotonic() + self.timeout
+        view = memoryview(buffer).cast("B")
+        while True:
+            n = self._file.readinto(view) if hasattr(self._file, "readinto") else None
+            if n is None:  # a file object without readinto
+                data = self._file.read(len(view))
+                n = len(data)
+                view[:n] = data
+            if n:
+                self._delivered += n
+                self._last = (self._last + bytes(view[max(0, n - TAIL_SIZE) : n]))[-TAIL_SIZE:]
+                return n
+            if self._complete() or time.monotonic() >= deadline:
+                return 0
+            time.sleep(self.poll)
+
+    def close(self) -> None:
+        if self._owns and not self._file.closed:
+            self._file.close()
+        super().close()
+
+
+class _Prefixed(io.RawIOBase):
+    """``prefix`` then the rest of ``file``: puts back the bytes read to sniff a pipe."""
+
+    def __init__(self, prefix: bytes, file) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._file = file
+        self.name = getattr(file, "name", "<stream>")
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._prefix:
+            n = min(len(view), len(self._prefix))
+            view[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._file.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+def _read_exactly(file, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = file.read(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def _mkv_extract(src) -> bytes:
+    try:
+        from . import mkv
+
+        extract = mkv.extract_m3v
+    except (ImportError, AttributeError):
+        raise SignatureError(
+            "input is a Matroska file; reading the .m3v attached to it needs "
+            "m3cvc_format.mkv.extract_m3v, which this installation does not have",
+            0,
+        ) from None
+    return extract(src)
+
+
+def open_reader(
+    src, *, follow: bool = False, timeout: float | None = None, on_damage: str = "raise", sniff_mkv: bool = True
+):
+    """A :class:`~m3cvc_format.Reader` for ``src`` and the files it opened for it (to close).
+
+    ``src``: a path, a ``Path``, ``"-"`` (standard input), bytes, or a binary file object; a
+    Matroska file carrying an `.m3v` attachment is read through
+    :func:`m3cvc_format.mkv.extract_m3v`.  ``follow=True`` reads a file that is still being
+    written (:class:`FollowFile`, waiting up to ``timeout`` seconds for more data)."""
+    from .reader import Reader
+
+    owned: list = []
+    try:
+        if isinstance(src, (bytes, bytearray, memoryview)):
+            data = bytes(src)
+            if sniff_mkv and data[:4] == _EBML_MAGIC:
+                data = _mkv_extract(io.BytesIO(data))
+            return Reader(data, on_damage=on_damage), owned
+        if isinstance(src, (str, os.PathLike)) and str(src) == "-":
+            src = sys.stdin.buffer
+        elif isinstance(src, (str, os.PathLike)):
+            if sniff_mkv and not follow:
+                with open(src, "rb") as probe:
+                    if probe.read(4) == _EBML_MAGIC:
+                        return Reader(_mkv_extract(os.fspath(src)), on_damage=on_damage), owned
+            if follow:
+                file = FollowFile(src, DEFAULT_FOLLOW_TIMEOUT if timeout is None else timeout)
+                owned.append(file)
+                return Reader(file, on_damage=on_damage), owned
+            return Reader(src, on_damage=on_damage), owned
+        if not hasattr(src, "read"):
+            raise TypeError(f"cannot read a stream from {type(src).__name__}")
+        if follow:
+            file = FollowFile(src, DEFAULT_FOLLOW_TIMEOUT if timeout is None else timeout)
+            owned.append(file)
+            return Reader(file, on_damage=on_damage), owned
+        if sniff_mkv:
+            try:
+                seekable = bool(src.seekable())
+            except (AttributeError, ValueError, OSError):
+                seekable = False
+            if seekable:
+                start = src.tell()
+                head = src.read(4)
+                src.seek(start)
+                if head == _EBML_MAGIC:
+                    return Reader(_mkv_extract(src), on_damage=on_damage), owned
+            else:
+                head = _read_exactly(src, len(SIGNATURE))
+                if head[:4] == _EBML_MAGIC:
+                    return Reader(_mkv_extract(_Prefixed(head, src)), on_damage=on_damage), owned
+                src = _Prefixed(head, src)
+                owned.append(src)
+        return Reader(src, on_damage=on_damage), owned
+    except BaseException:
+        for f in owned:
+            f.close()
+        raise
+
+
+# --------------------------------------------------------------------------- chunks
+
+
+def parse_clip_chunk(data: bytes, header=None, offset: int = 0):
+    """A whole CLIP chunk (type, length, payload, CRC) -> ClipRecord, CRC checked."""
+    from .chunks import parse_clip
+    from .syntax import read_leb128
+
+    data = bytes(data)
+    if not data or data[0] != ChunkType.CLIP:
+        raise MalformedError("data is not a CLIP chunk", offset)
+    try:
+        length, start = read_leb128(data, 1, 4)
+    except IndexError:
+        raise TruncatedError("data ends inside a chunk length", offset) from None
+    except ValueError as err:
+        raise MalformedError(f"chunk length is malformed: {err}", offset) from None
+    if start + length + 4 != len(data):
+        raise MalformedError(f"CLIP chunk of {start + length + 4} bytes given {len(data)}", offset)
+    if crc32c(data[:-4]) != struct.unpack_from("<I", data, len(data) - 4)[0]:
+        raise ChecksumError("CRC-32C mismatch in a CLIP chunk", offset)
+    minor = header.version[1] if header is not None else 0
+    return parse_clip(data[start:-4], offset, len(data), minor)
+
+
+# --------------------------------------------------------------------------- frame source
+
+
+class FrameSource:
+    """Frames of one stream, decoded clip by clip (see the module documentation).
+
+    ``reader``: a :class:`~m3cvc_format.Reader`; random access when it is seekable, streaming
+    otherwise.  ``decoder``: a frame decoder (default: the one registered for the header's
+    pack id, found on first use, so streams whose pack is missing can still be listed and
+    demuxed).  ``cache_size``: decoded keyframes kept (0 keeps none)."""
+
+    def __init__(
+        self, reader, *, decoder=None, cache_size: int = DEFAULT_CACHE_SIZE, window: int = STREAM_WINDOW
+    ) -> None:
+        if not isinstance(cache_size, int) or cache_size < 0:
+            raise ValueError("cache_size must be a non-negative integer")
+        self.reader = reader
+        self.header = reader.header
+        self.seekable = reader.seekable
+        self.cache_size = cache_size
+        self._decoder = decoder
+        self._keyframes: OrderedDict[int, Any] = OrderedDict()
+        self._clips: OrderedDict[int, Any] = OrderedDict()  # decoded Clip values
+        self._clip_limit = max(cache_size, 2)
+        self._records: OrderedDict[int, tuple[Any, bytes]] = OrderedDict()
+        self._record_limit = max(window, 2) if not self.seekable else 4
+        self._walk = None
+        self._ended = False
+        self._dropped_end = 0  # streaming: frames before this are gone
+        self._starts: list[int] | None = None  # seekable: first frames of the clips, for bisect
+        self._lost: dict[int, int] = {}  # seekable, on_damage="skip": damaged clips, by offset
+        self._cursor: tuple | None = None  # (clip index, next frame in clip, frame iterator)
+        self._owned: list = []
+        self.stats = {"keyframes_decoded": 0, "keyframe_cache_hits": 0, "clips_read": 0, "clips_reconstructed": 0}
+
+    @classmethod
+    def open(
+        cls,
+        src,
+        *,
+        follow: bool = False,
+        timeout: float | None = None,
+        on_damage: str = "raise",
+        sniff_mkv: bool = True,
+        **options,
+    ) -> FrameSource:
+        """A FrameSource over ``src`` (anything :func:`open_reader` takes)."""
+        reader, owned = open_reader(src, follow=follow, timeout=timeout, on_damage=on_damage, sniff_mkv=sniff_mkv)
+        try:
+            source = cls(reader, **options)
+        except BaseException:
+            reader.close()
+            for f in owned:
+                f.close()
+            raise
+        source._owned = owned
+        return source
+
+    def close(self) -> None:
+        self._cursor = None
+        self._keyframes.clear()
+        self._clips.clear()
+        self._records.clear()
+        self.reader.close()
+        for f in self._owned:
+            f.close()
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ the decoder
+
+    @property
+    def decoder(self):
+        if self._decoder is None:
+            from .framedecoders import open_frame_decoder
+
+            self._decoder = open_frame_decoder(self.header)
+        return self._decoder
+
+    # ------------------------------------------------------------ what is known
+
+    @property
+    def ended(self) -> bool:
+        """Whether every clip of the stream is known (always for a seekable source)."""
+        return self.seekable or self._ended
+
+    @property
+    def frame_count(self) -> int | None:
+        """Frames of the stream; for a stream still arriving, the header's count (None if 0)."""
+        if self.seekable:
+            return self.reader.frame_count
+        if self._ended:
+            return next(reversed(self._records.values()))[0].end_frame if self._records else self._dropped_end
+        return self.header.frame_count or None
+
+    @property
+    def clip_count(self) -> int | None:
+        if self.seekable:
+            return self.reader.clip_count
+        if self._ended:
+            return next(reversed(self._records.values()))[0].index + 1 if self._records else 0
+        return None
+
+    # ------------------------------------------------------------ records
+
+    def _pull(self) -> bool:
+        """Streaming: read the next clip into the window; False at the end of the data."""
+        if self._ended:
+            return False
+        if self._walk is None:
+            self._walk = self.reader.clips()
+        try:
+            record = next(self._walk)
+        except StopIteration:
+            self._ended = True
+            return False
+        self.stats["clips_read"] += 1
+        self._records[record.index] = (record, self.reader.chunk_bytes(record))
+        while len(self._records) > self._record_limit:
+            _, (old, _) = self._records.popitem(last=False)
+            self._dropped_end = old.end_frame
+        return True
+
+    def _entry(self, k: int) -> tuple[Any, bytes]:
+        hit = self._records.get(k)
+        if hit is not None:
+            return hit
+        if self.seekable:
+            if k in self._lost:
+                raise MalformedError(f"clip {k} is damaged", self._lost[k])
+            try:
+                record = self.reader.clip(k)  # IndexError past the end
+            except M3VError as err:
+                if self.reader.on_damage != "skip":
+                    raise
+                from .reader import Damage
+
+                offset = err.offset if err.offset is not None else self.reader.index[k].offset
+                self._lost[k] = offset
+                self.reader.damage.append(Damage(offset, err))
+                raise MalformedError(f"clip {k} is damaged: {err}", offset) from err
+            self.stats["clips_read"] += 1
+            hit = (record, self.reader.chunk_bytes(record))
+            self._records[k] = hit
+            while len(self._records) > self._record_limit:
+                self._records.popitem(last=False)
+            return hit
+        last = next(reversed(self._records)) if self._records else -1
+        if k <= last:
+            raise MissingIndexError(f"clip {k} was passed: a stream that is not seekable goes forward only")
+        while self._pull():
+            if k in self._records:
+                return self._records[k]
+            if next(reversed(self._records)) > k:
+                raise MalformedError(f"clip {k} is missing from the stream (lost to damage)")
+        raise IndexError(f"clip {k} is beyond the end of the stream")
+
+    def _usable(self, k: int):
+        """Clip k's record; None when it is damaged and the reader skips damage."""
+        try:
+            return self.record(k)
+        except MalformedError:
+            if k in self._lost:
+                return None
+            raise
+
+    def record(self, k: int):
+        """The ClipRecord of clip ``k``."""
+        return self._entry(k)[0]
+
+    def chunk(self, k: int) -> bytes:
+        """The bytes of clip ``k``'s CLIP chunk."""
+        return self._entry(k)[1]
+
+    def successor(self, k: int):
+        """Clip k+1's record, or None when the stream has no clip k+1 (end, or lost)."""
+        if self.seekable:
+            return self._usable(k + 1) if k + 1 < self.reader.clip_count else None
+        while True:
+            if k + 1 in self._records:
+                return self._records[k + 1][0]
+            if self._records and next(reversed(self._records)) > k + 1:
+                return None
+            if not self._pull():
+                return None
+
+    def locate(self, n: int):
+        """The record of the clip that holds frame ``n``; if ``n`` falls where clips were lost,
+        the next clip after it; None past the end.  Streaming: reads forward as needed."""
+        if n < 0:
+            n = 0
+        if self.seekable:
+            cursor = self._cursor
+            if cursor is not None:  # the clip being decoded: the usual case, walking forward
+                record = self._records.get(cursor[0], (None,))[0]
+                if record is not None and record.first_frame <= n < record.end_frame:
+                    return record
+            entries = self.reader.index
+            if not entries or n >= self.reader.frame_count:
+                return None
+            if self._starts is None:  # once: the index does not change
+                self._starts = [e.first_frame for e in entries]
+            pos = max(bisect.bisect_right(self._starts, n) - 1, 0)
+            if entries[pos].first_frame + entries[pos].frame_count <= n:
+                pos += 1  # a gap (rebuilt index)
+            while pos < len(entries):  # on_damage="skip": a damaged clip's frames are left out
+                record = self._usable(entries[pos].clip_index)
+                if record is not None:
+                    return record
+                pos += 1
+            return None
+        if n < self._dropped_end:
+            raise MissingIndexError(f"frame {n} was passed: a stream that is not seekable goes forward only")
+        while True:
+            for record, _ in self._records.values():
+                if record.end_frame > n:
+                    return record
+            if not self._pull():
+                return None
+
+    def last_record(self):
+        """The last clip of the stream (streaming: reads to the end of the data)."""
+        if self.seekable:
+            count = self.reader.clip_count
+            return self.record(self.reader.index[count - 1].clip_index) if count else None
+        while self._pull():
+            pass
+        return next(reversed(self._records.values()))[0] if self._records else None
+
+    def first_clip_from(self, n: int):
+        """The first clip that starts at frame ``n`` or later; None if none does."""
+        record = self.locate(n)
+        if record is None or record.first_frame >= n:
+            return record
+        return self.locate(record.end_frame)
+
+    # ------------------------------------------------------------ decoding
+
+    def clip(self, k: int, record=None):
+        """Clip ``k`` with its texts and index map decoded."""
+        value = self._clips.get(k)
+        if value is not None:
+            self._clips.move_to_end(k)
+            return value
+        record = record if record is not None else self.record(k)
+        reference = None
+        if record.dependent:  # its map is coded against clip k-1's: walk back, then decode forward
+            chain = [k - 1]
+            while chain[-1] - 1 >= 0 and chain[-1] not in self._clips and self._dependent(chain[-1]):
+                chain.append(chain[-1] - 1)
+            for j in reversed(chain):
+                self.clip(j)  # an independent clip, or one whose reference is now cached
+            reference = self._clips[k - 1].index_map
+        value = record.decode(self.header, reference)
+        self._clips[k] = value
+        while len(self._clips) > self._clip_limit:
+            self._clips.popitem(last=False)
+        return value
+
+    def _dependent(self, k: int) -> bool:
+        """Whether clip ``k`` is dependent; MissingReferenceError when it cannot be read."""
+        try:
+            return self.record(k).dependent
+        except (IndexError, KeyError, M3VError) as exc:
+            raise MissingReferenceError(
+                f"clip {k + 1} is coded against clip {k}, which cannot be read: {exc}"
+            ) from None
+
+    def _check(self, frame, what: str):
+        import numpy as np
+
+        h = self.header
+        frame = np.asarray(frame)
+        if frame.shape != (h.height, h.width, 3) or frame.dtype != np.uint8:
+            raise M3VError(
+                f"frame decoder gave {what} of shape {frame.shape} {frame.dtype}, not ({h.height}, {h.width}, 3) uint8"
+            )
+        return frame
+
+    def keyframe(self, k: int, record=None):
+        """Clip ``k``'s decoded keyframe, from the LRU cache when it is there."""
+        frame = self._keyframes.get(k)
+        if frame is not None:
+            self._keyframes.move_to_end(k)
+            self.stats["keyframe_cache_hits"] += 1
+            return frame
+        frame = self._check(self.decoder.decode_keyframe(self.clip(k, record)), f"keyframe {k}").copy()
+        frame.setflags(write=False)  # shared by the cache and every predicted frame
+        self.stats["keyframes_decoded"] += 1
+        if self.cache_size:
+            self._keyframes[k] = frame
+            while len(self._keyframes) > self.cache_size:
+                self._keyframes.popitem(last=False)
+        return frame
+
+    @property
+    def cached_keyframes(self) -> list[int]:
+        """Clip indices whose keyframes are cached, least recently used first."""
+        return list(self._keyframes)
+
+    def clip_frames(self, k: int, record=None) -> Iterator:
+        """The frames of clip ``k``, in order (interpolated towards clip k+1's keyframe when
+        the clip's mode says so and clip k+1 exists, predicted otherwise)."""
+        record = record if record is not None else self.record(k)
+        clip = self.clip(k, record)
+        keyframe = self.keyframe(k, record)
+        following = None
+        if record.mode == Mode.INTERPOLATION:
+            nxt = self.successor(k)
+            if nxt is not None and nxt.index == k + 1:
+                following = self.keyframe(k + 1, nxt)
+        self.stats["clips_reconstructed"] += 1
+        count = 0
+        for frame in self.decoder.reconstruct(clip, keyframe, following):
+            if count >= record.frame_count:
+                break
+            yield self._check(frame, f"frame {count} of clip {k}")
+            count += 1
+        if count < record.frame_count:
+            raise M3VError(f"frame decoder gave {count} frames for clip {k} of {record.frame_count}")
+
+    def frame(self, n: int):
+        """Frame ``n`` (decoding forward within its clip from where the last call left off)."""
+        record = self.locate(n)
+        if record is None or n < record.first_frame:
+            raise IndexError(f"frame {n} is not in the stream")
+        k, i = record.index, n - record.first_frame
+        cursor = self._cursor
+        if cursor is not None and cursor[0] == k and cursor[1] <= i:
+            _, j, frames = cursor
+        else:
+            j, frames = 0, self.clip_frames(k, record)
+        self._cursor = None
+        while j < i:
+            next(frames)
+            j += 1
+        frame = next(frames)
+        self._cursor = (k, i + 1, frames) if i + 1 < record.frame_count else None
+        return frame
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, Any]]:
+        """``(n, frame)`` for the frames ``start <= n < stop`` the stream holds, in order."""
+        n = start
+        while stop is None or n < stop:
+            record = self.locate(n)
+            if record is None:
+                return
+            n = max(n, record.first_frame)
+            if stop is not None and n >= stop:
+                return
+            yield n, self.frame(n)
+            n += 1
+
+    def __iter__(self):
+        return self.frames()

@@ -1,0 +1,492 @@
+"""`.m3v` reader: sequential from a pipe, random access through the index, recovery by scanning.
+
+Reading never allocates more than the bytes that actually arrive: a length
+field is checked against the file size (or read only as far as the data
+goes) before anything of that size is built.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from .chunks import parse_clip, parse_head, parse_index, parse_tail
+from .constants import (
+    ANCILLARY_CHUNK_BIT,
+    MAX_LENGTH_VARINT_BYTES,
+    SIGNATURE,
+    TAIL_SIZE,
+    ChunkType,
+)
+from .crc import crc32c
+from .errors import (
+    ChecksumError,
+    M3VError,
+    MalformedError,
+    MissingIndexError,
+    MissingReferenceError,
+    SignatureError,
+    TruncatedError,
+    UnknownChunkError,
+)
+from .model import Clip, ClipRecord, Header, IndexEntry, SequentialDecoder
+from .syntax import read_leb128
+
+__all__ = ["Damage", "RawChunk", "Reader"]
+
+_WINDOW = 1 << 16  # read-ahead of seekable sources; also the size of the first and last reads
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A region a reader skipped: where, and why."""
+
+    offset: int
+    error: M3VError
+
+
+@dataclass(frozen=True)
+class RawChunk:
+    offset: int
+    chunk_type: int
+    payload: bytes
+    size: int  # type + length + payload + CRC
+    crc: int
+
+
+class _Source:
+    """Byte access by absolute offset over a seekable file or a forward-only stream."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.reads = 0
+        try:
+            self.seekable = bool(file.seekable())
+        except (AttributeError, ValueError, OSError):
+            self.seekable = False
+        if self.seekable:
+            try:
+                self.size = file.seek(0, io.SEEK_END)
+            except OSError:
+                self.seekable = False
+        if not self.seekable:
+            self.size = None
+        self._base = 0
+        self._buf = b"" if self.seekable else bytearray()
+        self._eof = False
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        """One read of up to ``n`` bytes at ``offset`` (seekable sources only)."""
+        self.reads += 1
+        self.file.seek(offset)
+        return self.file.read(n)
+
+    def peek(self, pos: int, n: int, readahead: int = _WINDOW) -> bytes:
+        """Up to ``n`` bytes at ``pos``; fewer only at the end of the data.
+
+        A seekable source reads at least ``readahead`` bytes when it must read.
+        """
+        if self.seekable:
+            end = min(pos + n, self.size)
+            if not (self._base <= pos and end <= self._base + len(self._buf)):
+                self._buf = self.read_at(pos, max(end - pos, readahead))
+                self._base = pos
+            return self._buf[pos - self._base : end - self._base]
+        if pos < self._base:
+            raise MissingIndexError("cannot go back in a stream that is not seekable", pos)
+        del self._buf[: pos - self._base]
+        self._base = pos
+        while len(self._buf) < n and not self._eof:
+            # Ask only for what is missing (a larger read would wait on a live pipe
+            # for data this chunk does not need), and at most 1 MiB at a time:
+            # read(n) allocates n bytes before any arrive.
+            chunk = self.file.read(min(n - len(self._buf), 1 << 20))
+            self.reads += 1
+            if not chunk:
+                self._eof = True
+            else:
+                self._buf += chunk
+        return bytes(self._buf[:n])
+
+
+def _open(src) -> tuple[BinaryIO, bool, str]:
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(src)), True, "<bytes>"
+    if isinstance(src, (str, os.PathLike)):
+        if str(src) == "-":
+            return sys.stdin.buffer, False, "<stdin>"
+        return open(src, "rb"), True, str(src)
+    if not hasattr(src, "read"):
+        raise TypeError(f"cannot read a stream from {type(src).__name__}")
+    return src, False, getattr(src, "name", "<stream>")
+
+
+class Reader:
+    """Read a `.m3v` stream from a path, a ``Path``, ``"-"``, bytes or a binary file object.
+
+    ``on_damage="raise"`` stops at the first damaged chunk; ``"skip"`` records it
+    in :attr:`damage`, resynchronises at the next intact chunk and goes on.
+    """
+
+    def __init__(self, src, *, on_damage: str = "raise") -> None:
+        if on_damage not in ("raise", "skip"):
+            raise ValueError("on_damage must be 'raise' or 'skip'")
+        file, owns, self.name = _open(src)
+        self._owns = owns
+        self._src = _Source(file)
+        self.on_damage = on_damage
+        self.damage: list[Damage] = []
+        self.truncated = False
+        self._index: list[IndexEntry] | None = None
+        self._index_source: str | None = None
+        self.index_offset: int | None = None
+        try:
+            self.header, self.header_end = self._read_header()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------ basics
+
+    @property
+    def seekable(self) -> bool:
+        return self._src.seekable
+
+    @property
+    def size(self) -> int | None:
+        return self._src.size
+
+    @property
+    def bytes_seen(self) -> int:
+        """Bytes of the stream read so far (its size, once a pipe has been read to the end)."""
+        return self._src.size if self.seekable else self._src._base + len(self._src._buf)
+
+    @property
+    def reads(self) -> int:
+        """Read calls made on the underlying file so far (for measuring random access)."""
+        return self._src.reads
+
+    def close(self) -> None:
+        if self._owns:
+            self._src.file.close()
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _read_header(self) -> tuple[Header, int]:
+        if self.seekable:  # one read usually covers signature and HEAD
+            self._src.peek(0, _WINDOW)
+        sig = self._src.peek(0, len(SIGNATURE))
+        if len(sig) < len(SIGNATURE):
+            if SIGNATURE.startswith(sig) and sig:
+                raise TruncatedError("data ends inside the signature", len(sig))
+            raise SignatureError("not an .m3v stream (too short for the signature)", 0)
+        if sig != SIGNATURE:
+            raise SignatureError(_signature_problem(sig), 0)
+        chunk = self._chunk_at(len(SIGNATURE))
+        if chunk is None:
+            raise TruncatedError("stream ends before its HEAD chunk", len(SIGNATURE))
+        if chunk.chunk_type != ChunkType.HEAD:
+            raise MalformedError(f"first chunk is type 0x{chunk.chunk_type:02x}, not HEAD", len(SIGNATURE))
+        return parse_head(chunk.payload, chunk.offset), chunk.offset + chunk.size
+
+    # ------------------------------------------------------------ chunks
+
+    def _chunk_at(self, pos: int) -> RawChunk | None:
+        """The chunk at ``pos``, CRC checked; None at a clean end of data."""
+        head = self._src.peek(pos, 1 + MAX_LENGTH_VARINT_BYTES)
+        if not head:
+            return None
+        if len(head) < 2:
+            raise TruncatedError("data ends inside a chunk header", pos)
+        try:
+            length, payload_start = read_leb128(head, 1, MAX_LENGTH_VARINT_BYTES)
+        except IndexError:
+            raise TruncatedError("data ends inside a chunk length", pos) from None
+        except ValueError as err:
+            raise MalformedError(f"chunk length is malformed: {err}", pos) from None
+        total = payload_start + length + 4
+        if self.size is not None and pos + total > self.size:
+            raise TruncatedError(f"chunk of {total} bytes runs past the end of the data ({self.size - pos} left)", pos)
+        data = self._src.peek(pos, total)
+        if len(data) < total:
+            raise TruncatedError(f"data ends inside a chunk of {total} bytes", pos)
+        (stored,) = struct.unpack_from("<I", data, total - 4)
+        if crc32c(data[: total - 4]) != stored:
+            raise ChecksumError(f"CRC-32C mismatch in chunk type 0x{data[0]:02x}", pos)
+        return RawChunk(pos, data[0], data[payload_start : total - 4], total, stored)
+
+    def _resync(self, pos: int, last_clip: int) -> int | None:
+        """First offset after ``pos`` where an intact CLIP, INDX or TAIL chunk starts."""
+        end = self.size
+        q = pos + 1
+        while end is None or q < end:
+            window = self._src.peek(q, _WINDOW)
+            if not window:
+                return None
+            for i, t in enumerate(window):
+                if t not in (ChunkType.CLIP, ChunkType.INDX, ChunkType.TAIL):
+                    continue
+                cand = q + i
+                if t == ChunkType.CLIP:  # cheap plausibility before a CRC over the span
+                    head = self._src.peek(cand, 1 + MAX_LENGTH_VARINT_BYTES + 9)
+                    try:
+                        _, p = read_leb128(head, 1, MAX_LENGTH_VARINT_BYTES)
+                        clip_index, _ = read_leb128(head, p)
+                    except (IndexError, ValueError):
+                        continue
+                    if clip_index <= last_clip:
+                        continue
+                try:
+                    if self._chunk_at(cand) is not None:
+                        return cand
+                except M3VError:
+                    continue
+            q += len(window)
+        return None
+
+    def chunks(self) -> Iterator[RawChunk]:
+        """Every chunk after HEAD in file order (no recovery: the first problem raises)."""
+        pos = self.header_end
+        while True:
+            chunk = self._chunk_at(pos)
+            if chunk is None:
+                return
+            yield chunk
+            pos += chunk.size
+
+    # ------------------------------------------------------------ sequential clips
+
+    def __iter__(self) -> Iterator[ClipRecord]:
+        return self.clips()
+
+    def clips(self, on_damage: str | None = None) -> Iterator[ClipRecord]:
+        """Clips in file order, read sequentially (works on pipes).
+
+        Ancillary chunks are skipped; the walk ends at TAIL or at the end of the
+        data.  A stream that ends inside a chunk sets :attr:`truncated` and ends
+        after the last complete clip.  ``on_damage`` overrides the reader's
+        policy for this walk.
+        """
+        on_damage = on_damage or self.on_damage
+        pos = self.header_end
+        last_index = -1
+        expected_frame = 0
+        minor = self.header.version[1]
+        while True:
+            try:
+                chunk = self._chunk_at(pos)
+                if chunk is None:
+                    return
+                t = chunk.chunk_type
+                if t == ChunkType.CLIP:
+                    record = parse_clip(chunk.payload, pos, chunk.size, minor)
+                    if record.index <= last_index:
+                        raise MalformedError(f"clip {record.index} follows clip {last_index}", pos)
+                    if record.index == last_index + 1 and record.first_frame != expected_frame:
+                        raise MalformedError(
+                            f"clip {record.index} starts at frame {record.first_frame}, expected {expected_frame}",
+                            pos,
+                        )
+                    last_index = record.index
+                    expected_frame = record.end_frame
+                    pos += chunk.size
+                    yield record
+                    continue
+                if t == ChunkType.TAIL:
+                    end = pos + chunk.size
+                    if self._src.peek(end, 1):
+                        raise MalformedError("data follows the TAIL chunk", end)
+                    return
+                if t == ChunkType.INDX:
+                    self.index_offset = pos
+                elif t == ChunkType.HEAD:
+                    raise MalformedError("a second HEAD chunk", pos)
+                elif not t & ANCILLARY_CHUNK_BIT and t not in (ChunkType.INDX,):
+                    raise UnknownChunkError(f"unknown critical chunk type 0x{t:02x}", pos)
+                pos += chunk.size
+            except TruncatedError as err:
+                self.damage.append(Damage(err.offset if err.offset is not None else pos, err))
+                # A length damaged into running past the end looks like a cut; if an
+                # intact chunk follows, it was damage and the walk goes on.
+                nxt = self._resync(pos, last_index) if on_damage == "skip" else None
+                if nxt is None:
+                    self.truncated = True
+                    return
+                pos = nxt
+            except M3VError as err:
+                if on_damage == "raise" or isinstance(err, UnknownChunkError):
+                    raise
+                self.damage.append(Damage(err.offset if err.offset is not None else pos, err))
+                nxt = self._resync(pos, last_index)
+                if nxt is None:
+                    return
+                pos = nxt
+
+    # ------------------------------------------------------------ index and random access
+
+    @property
+    def index(self) -> list[IndexEntry]:
+        """Clip index: from INDX via the TAIL when intact, else rebuilt by scanning."""
+        if self._index is None:
+            entries = self._index_from_trailer() if self.seekable else None
+            if entries is None:
+                if not self.seekable:
+                    raise MissingIndexError("random access needs a seekable stream", None)
+                entries = [
+                    IndexEntry(r.index, r.offset, r.first_frame, r.frame_count) for r in self.clips(on_damage="skip")
+                ]
+                self._index_source = "scan"
+            else:
+                self._index_source = "trailer"
+            self._index = entries
+        return self._index
+
+    def _index_from_trailer(self) -> list[IndexEntry] | None:
+        size = self.size
+        if size < self.header_end + TAIL_SIZE:
+            return None
+        window = min(size - self.header_end, _WINDOW)
+        tail_buf = self._src.peek(size - window, window)
+        tail = tail_buf[-TAIL_SIZE:]
+        if tail[0] != ChunkType.TAIL or tail[1] != TAIL_SIZE - 6:
+            return None
+        if crc32c(tail[:-4]) != struct.unpack_from("<I", tail, TAIL_SIZE - 4)[0]:
+            self.damage.append(Damage(size - TAIL_SIZE, ChecksumError("TAIL CRC mismatch", size - TAIL_SIZE)))
+            return None
+        index_offset, index_size = parse_tail(tail[2:-4], size - TAIL_SIZE)
+        if index_offset < self.header_end or index_offset + index_size != size - TAIL_SIZE:
+            self.damage.append(
+                Damage(size - TAIL_SIZE, MalformedError("TAIL points outside the file", size - TAIL_SIZE))
+            )
+            return None
+        try:
+            chunk = self._chunk_at(index_offset)
+            if chunk is None or chunk.chunk_type != ChunkType.INDX or chunk.size != index_size:
+                raise MalformedError("TAIL does not point at an INDX chunk", index_offset)
+            entries = parse_index(chunk.payload, index_offset, index_offset)
+        except M3VError as err:
+            self.damage.append(Damage(err.offset if err.offset is not None else index_offset, err))
+            return None
+        if entries and entries[0].offset < self.header_end:
+            self.damage.append(Damage(index_offset, MalformedError("INDX points into the header", index_offset)))
+            return None
+        self.index_offset = index_offset
+        return entries
+
+    @property
+    def index_source(self) -> str:
+        """Where the index came from: "trailer" (INDX via TAIL), "scan" (rebuilt), "none" (a pipe)."""
+        if not self.seekable:
+            return "none"
+        self.index
+        return self._index_source
+
+    @property
+    def clip_count(self) -> int:
+        return len(self.index)
+
+    @property
+    def frame_count(self) -> int:
+        """Frames the clips hold (the HEAD's declaration can be 0 = unknown)."""
+        entries = self.index
+        return entries[-1].first_frame + entries[-1].frame_count if entries else 0
+
+    def clip(self, k: int) -> ClipRecord:
+        """Clip ``k`` by random access: one read of its chunk once the index is known."""
+        entries = self.index
+        if not 0 <= k < len(entries):
+            raise IndexError(f"clip {k} out of range 0..{len(entries) - 1}")
+        entry = entries[k]
+        end = entries[k + 1].offset if k + 1 < len(entries) else (self.index_offset or self.size)
+        self._src.peek(entry.offset, end - entry.offset, readahead=0)  # the one read of this clip
+        chunk = self._chunk_at(entry.offset)
+        if chunk is None or chunk.chunk_type != ChunkType.CLIP:
+            raise MalformedError(f"index entry {k} does not point at a CLIP chunk", entry.offset)
+        record = parse_clip(chunk.payload, entry.offset, chunk.size, self.header.version[1])
+        if record.index != k or record.first_frame != entry.first_frame:
+            raise MalformedError(f"index entry {k} disagrees with the clip it points at", entry.offset)
+        return record
+
+    def decode_clip(self, k: int, maps: dict | None = None) -> Clip:
+        """Clip ``k`` by random access with texts and index map decoded.
+
+        A dependent clip (TEMPORAL, spec §6.5) needs the previous clip's map, so the maps back
+        to the nearest independent clip are decoded first (entropy decoding only).  ``maps``
+        (clip index -> decoded index map) is consulted for them and receives every map decoded
+        here; pass the same dict to consecutive calls to decode each map once.  A missing or
+        damaged clip in the chain gives MissingReferenceError."""
+        maps = {} if maps is None else maps
+        chain = [self.clip(k)]
+        while chain[-1].dependent and chain[-1].index - 1 not in maps:
+            j = chain[-1].index - 1
+            try:
+                chain.append(self.clip(j))
+            except (IndexError, M3VError) as exc:
+                raise MissingReferenceError(
+                    f"clip {j + 1} is coded against clip {j}'s index map, which cannot be read: {exc}",
+                    chain[-1].offset,
+                ) from None
+        clip = None
+        for record in reversed(chain):
+            try:
+                clip = record.decode(self.header, maps.get(record.index - 1))
+            except M3VError as exc:
+                if record.index == k:
+                    raise exc.at(record.offset)
+                raise MissingReferenceError(
+                    f"clip {k} depends on clip {record.index}, which does not decode: {exc}", record.offset
+                ) from None
+            maps[record.index] = clip.index_map
+        return clip
+
+    def decoded_clips(self, on_damage: str | None = None) -> Iterator[Clip]:
+        """Clips in file order with texts and index maps decoded, each dependent map against
+        the one before it (works on pipes).  With ``on_damage="skip"`` a clip that does not
+        decode (its payload, or a dependent clip whose predecessor is missing) is recorded in
+        :attr:`damage` and skipped."""
+        on_damage = on_damage or self.on_damage
+        decoder = SequentialDecoder(self.header)
+        for record in self.clips(on_damage):
+            try:
+                clip = decoder.decode(record)
+            except M3VError as exc:
+                exc = exc.at(record.offset)
+                if on_damage == "raise":
+                    raise exc from None
+                self.damage.append(Damage(record.offset, exc))
+                continue
+            yield clip
+
+    def chunk_bytes(self, record: ClipRecord) -> bytes:
+        """The whole CLIP chunk of ``record`` as stored (type, length, payload, CRC); on a
+        pipe, only for the record just read (earlier bytes are gone)."""
+        data = bytes(self._src.peek(record.offset, record.size, readahead=0))
+        if len(data) != record.size or data[0] != ChunkType.CLIP:
+            raise MalformedError("CLIP chunk is no longer available", record.offset)
+        return data
+
+    def clip_at_frame(self, frame: int) -> int:
+        """Index of the clip that holds ``frame``."""
+        import bisect
+
+        entries = self.index
+        if not entries or not 0 <= frame < self.frame_count:
+            raise IndexError(f"frame {frame} is outside the stream")
+        return bisect.bisect_right([e.first_frame for e in entries], frame) - 1
+
+
+def _signature_problem(sig: bytes) -> str:
+    if sig.replace(b"\r\n", b"\n").startswith(SIGNATURE.replace(b"\r\n", b"\n")[:6]) or b"\r\r\n" in sig:
+        return "signature damaged by line-ending conversion (file was transferred in text mode)"
+    if sig[0] == SIGNATURE[0] & 0x7F and sig[1:4] == SIGNATURE[1:4]:
+        return "signature damaged: high bit stripped (7-bit transfer)"
+    return "not an .m3v stream (bad signature)"
