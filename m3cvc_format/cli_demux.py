@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .atomic import atomic_file
+from .cli import run
 
 PROG = "m3v-demux"
 
@@ -37,31 +38,20 @@ def _write_atomic(path: Path, data: bytes) -> None:
         f.write(data)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    from .errors import M3VError
+def _body(args: argparse.Namespace) -> int:
     from .mkv import extract_m3v
 
-    try:
-        data = extract_m3v(sys.stdin.buffer if args.input == "-" else args.input, verify=not args.no_verify)
-        if args.output == "-":
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-        else:
-            _write_atomic(Path(args.output), data)
-    except M3VError as err:
-        print(f"{PROG}: {args.input}: {err}", file=sys.stderr)
-        return 1
-    except OSError as err:
-        where = f"{err.filename}: " if getattr(err, "filename", None) else f"{args.input}: "
-        print(f"{PROG}: {where}{err.strerror or err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    data = extract_m3v(sys.stdin.buffer if args.input == "-" else args.input, verify=not args.no_verify)
+    if args.output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        _write_atomic(Path(args.output), data)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(PROG, _parser(), _body, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

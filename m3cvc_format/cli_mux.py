@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from .cli import error_text, run
+
 PROG = "m3v-mux"
 
 
@@ -63,52 +65,33 @@ def _preview(data: bytes):
     try:
         find_frame_decoder(header.pack_id)(header)  # checks the pack and its weights
     except (ValueError, ImportError, OSError) as err:  # our errors and the pack's are ValueErrors
-        return None, _one_line(err)
+        return None, error_text(err)
     return (lambda: decoded_frames(data)), None
-
-
-def _one_line(err: BaseException) -> str:
-    if isinstance(err, OSError) and not isinstance(err, ValueError) and err.strerror:
-        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
-        return f"{where}{err.strerror}"
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
 
 
 def _count(n: int, what: str) -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+def _body(args: argparse.Namespace) -> int:
     if not 0 <= args.crf <= 51:
-        print(f"{PROG}: --crf must be 0-51, got {args.crf}", file=sys.stderr)
-        return 2
+        _parser().error(f"--crf must be 0-51, got {args.crf}")
     from .mkv import mux
 
-    try:
-        if args.input == "-":
-            data, name = sys.stdin.buffer.read(), None
-        else:
-            data, name = Path(args.input).read_bytes(), Path(args.input).name
-        frames, why = (None, None) if args.no_preview else _preview(data)
-        report = mux(
-            data,
-            args.output,
-            preview_frames=frames,
-            preview_crf=args.crf,
-            subtitles=not args.no_subtitles,
-            chapters=not args.no_chapters,
-            name=name,
-        )
-    except (ValueError, OSError, ImportError) as err:  # M3VError, PackError, CodecError are ValueErrors
-        print(f"{PROG}: {args.input}: {_one_line(err)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    if args.input == "-":
+        data, name = sys.stdin.buffer.read(), None
+    else:
+        data, name = Path(args.input).read_bytes(), Path(args.input).name
+    frames, why = (None, None) if args.no_preview else _preview(data)
+    report = mux(
+        data,
+        args.output,
+        preview_frames=frames,
+        preview_crf=args.crf,
+        subtitles=not args.no_subtitles,
+        chapters=not args.no_chapters,
+        name=name,
+    )
     if not args.quiet:
         if why:
             print(f"{PROG}: {why}; wrote no preview track (--no-preview silences this)", file=sys.stderr)
@@ -126,6 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # M3VError, PackError and CodecError are ValueErrors; ImportError: the codec half-installed
+    return run(PROG, _parser(), _body, argv, known=(ImportError,))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cli import run
 from .constants import IndexMapCoder, Mode, TextCodec
 from .errors import M3VError, MalformedError
 from .model import ClipRecord, Header, SequentialDecoder
@@ -249,36 +250,30 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _body(args: argparse.Namespace) -> int:
     name = args.file
-    try:
-        summary = summarize(name)
-        if args.verify:
-            verify(summary)
-        if summary.damage:  # a cut-off stream: the clips before the cut are readable
-            first = summary.damage[0].error
-            raise type(first)(f"{first.message}; {len(summary.clips)} complete clips before it", first.offset)
-        if args.json:
-            print(json.dumps(to_json(summary), ensure_ascii=False, indent=2))
-        else:
-            parts = [format_summary(summary, name)]
-            if args.clips:
-                parts.append(format_clips(summary))
-            if args.texts:
-                parts.append(format_texts(summary))
-            print("\n\n".join(parts))
-        if args.verify and not args.json:
-            print("verify      ok: every CRC matches and every payload decodes")
-        return 0
-    except M3VError as err:
-        print(f"m3v-info: {name}: {err}", file=sys.stderr)
-        return 1
-    except OSError as err:
-        print(f"m3v-info: {name}: {err.strerror or err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    summary = summarize(name)
+    if args.verify:
+        verify(summary)
+    if summary.damage:  # a cut-off stream: the clips before the cut are readable
+        first = summary.damage[0].error
+        raise type(first)(f"{first.message}; {len(summary.clips)} complete clips before it", first.offset)
+    if args.json:
+        print(json.dumps(to_json(summary), ensure_ascii=False, indent=2))
+    else:
+        parts = [format_summary(summary, name)]
+        if args.clips:
+            parts.append(format_clips(summary))
+        if args.texts:
+            parts.append(format_texts(summary))
+        print("\n\n".join(parts))
+    if args.verify and not args.json:
+        print("verify      ok: every CRC matches and every payload decodes")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run("m3v-info", _parser(), _body, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover
