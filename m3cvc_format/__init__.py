@@ -37,7 +37,7 @@ _EXPORTS = {
     "Damage": "reader",
     "Writer": "writer",
     "write": "writer",
-    "describe": "describe",
+    "describe": "structure",
     # frames: a PyAV-compatible container, the clip-level frame source, frame decoders
     "open": "container",
     "FrameSource": "framesource",

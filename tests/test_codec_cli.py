@@ -14,7 +14,7 @@ from fake_pack import FakePack, install, moving_square, write_video
 import m3cvc_format as m
 from m3cvc_codec import cli_decode, cli_encode, decode, encode
 from m3cvc_codec.video_io import read_frames
-from m3cvc_format import info
+from m3cvc_format import cli_info as info
 
 SMALL = ["--size", "128x80"]
 

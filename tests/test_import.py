@@ -36,6 +36,6 @@ def test_reading_and_decoding_never_import_torch(tmp_path):
     path.write_bytes(make_stream())
     loaded = _modules_after(
         f"import m3cvc_format as m\nr = m.Reader({str(path)!r})\n[c.decode(r.header) for c in r]\n"
-        f"from m3cvc_format import info; info.summarize({str(path)!r})"
+        f"from m3cvc_format import summary; summary.summarize({str(path)!r})"
     )
     assert "torch" not in loaded and "m3cvc_codec" not in loaded

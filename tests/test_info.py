@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT, make_header, make_stream
 
 import m3cvc_format as m
-from m3cvc_format import info
+from m3cvc_format import cli_info as info
 
 JSON_KEYS = {"version", "width", "height", "fps", "frame_count", "duration_s", "pack", "bpp", "total_bytes", "clips"}
 CLIP_KEYS = {
@@ -85,7 +85,7 @@ def test_missing_file_and_usage(tmp_path, capsys):
 
 
 def test_stdin_and_no_traceback(stream_file):
-    cmd = [sys.executable, "-m", "m3cvc_format.info", "-", "--json"]
+    cmd = [sys.executable, "-m", "m3cvc_format.cli_info", "-", "--json"]
     env: dict[str, str] = {}
     ok = subprocess.run(cmd, input=stream_file.read_bytes(), capture_output=True, env=env)
     assert ok.returncode == 0 and json.loads(ok.stdout)["index"] == "none"

@@ -14,7 +14,7 @@ import m3cvc_codec
 import m3cvc_format as m
 from m3cvc_codec import cli_decode, cli_encode
 from m3cvc_codec.video_io import read_frames
-from m3cvc_format import info
+from m3cvc_format import cli_info as info
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT, VECTORS
 
 import m3cvc_format as m
-from m3cvc_format import info
+from m3cvc_format import cli_info as info
 
 VECTOR_FILES = sorted(VECTORS.glob("*.m3v"))
 

@@ -77,7 +77,7 @@ def build(n_clips: int, path: Path) -> None:
 
 
 def time_info(path: Path, runs: int = 7) -> tuple[float, float]:
-    cmd = [sys.executable, "-m", "m3cvc_format.info", str(path)]
+    cmd = [sys.executable, "-m", "m3cvc_format.cli_info", str(path)]
     env: dict[str, str] = {}
     walls = []
     for _ in range(runs):

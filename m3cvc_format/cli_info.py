@@ -1,0 +1,130 @@
+"""m3v-info: describe an `.m3v` stream.
+
+Exit status: 0 valid, 1 invalid or damaged (one line on stderr with the reason
+and the byte offset), 2 usage error (m3cvc_format.cli).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from .cli import run
+from .constants import Mode
+from .summary import TEXT_CODEC_NAMES, StreamSummary, coder_name, summarize, to_json, verify
+
+__all__ = ["main"]
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
+
+
+def format_summary(summary: StreamSummary, name: str) -> str:
+    h = summary.header
+    predicted = sum(c.flags & 1 for c in summary.clips)  # flags bit 0 is the mode
+    modes = {Mode.INTERPOLATION: len(summary.clips) - predicted, Mode.PREDICTION: predicted}
+    lines = [
+        ("file", name),
+        ("version", f"{h.version[0]}.{h.version[1]}"),
+        ("video", f"{h.width}x{h.height}, {float(h.fps):g} fps ({h.fps}), time base {h.time_base}"),
+        (
+            "frames",
+            f"{summary.frames} ({summary.duration_s:.3f} s)"
+            + (f", header declares {h.frame_count}" if h.frame_count and h.frame_count != summary.frames else ""),
+        ),
+        (
+            "clips",
+            f"{len(summary.clips)} (interpolation {modes[Mode.INTERPOLATION]}, prediction {modes[Mode.PREDICTION]})",
+        ),
+        (
+            "pack",
+            f"{h.pack_id}" + (f" (sha256 {h.pack_hash.hex()[:16]}...)" if any(h.pack_hash) else " (hash unspecified)"),
+        ),
+        (
+            "coding",
+            f"grid {h.grid_h}x{h.grid_w}, vocabulary {h.vocab_size}, text {TEXT_CODEC_NAMES[h.text_codec]}, default mode {h.default_mode.name.lower()}",
+        ),
+        ("size", f"{summary.total_bytes} bytes, {summary.kbit_s:.3f} kbit/s, {summary.bpp:.6f} bpp"),
+        (
+            "bytes",
+            f"text {summary.text_bytes} ({_percent(summary.text_bytes, summary.total_bytes)}), "
+            f"VQ {summary.vq_bytes} ({_percent(summary.vq_bytes, summary.total_bytes)}), "
+            f"framing {summary.framing_bytes} ({_percent(summary.framing_bytes, summary.total_bytes)})",
+        ),
+        (
+            "index",
+            {
+                "trailer": "present",
+                "scan": "rebuilt by scanning (no usable trailer)",
+                "none": "not read (stream is not seekable)",
+            }[summary.index_source]
+            + ("" if summary.terminated else "; stream is unterminated (no INDX/TAIL)"),
+        ),
+    ]
+    width = max(len(k) for k, _ in lines)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in lines)
+
+
+def format_clips(summary: StreamSummary) -> str:
+    rows = ["clip  first  frames  mode           bytes   text     VQ  map       seed"]
+    for c in summary.clips:
+        rows.append(
+            f"{c.index:>4}  {c.first_frame:>5}  {c.frame_count:>6}  {c.mode.name.lower():<13} {c.size:>6} {c.text_bytes:>6} {c.vq_bytes:>6}  {coder_name(c):<8}  {'' if c.seed is None else c.seed}"
+        )
+    return "\n".join(rows)
+
+
+def format_texts(summary: StreamSummary) -> str:
+    from .textcodec import decode_text
+
+    out = []
+    for c in summary.clips:
+        kf = decode_text(c.keyframe_text_coded, summary.header.text_codec)
+        cl = decode_text(c.clip_text_coded, summary.header.text_codec)
+        out.append(f"clip {c.index} (frames {c.first_frame}-{c.end_frame - 1}, {c.mode.name.lower()})")
+        out.append(f"  keyframe: {kf}")
+        out.append(f"  clip:     {cl}")
+    return "\n".join(out)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="m3v-info", description="Describe an .m3v stream.")
+    p.add_argument("file", help="the .m3v file, or - for standard input")
+    p.add_argument("--clips", action="store_true", help="a table of the clips")
+    p.add_argument("--texts", action="store_true", help="the descriptions of every clip")
+    p.add_argument("--verify", action="store_true", help="check every CRC and decode every payload")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def _body(args: argparse.Namespace) -> int:
+    name = args.file
+    summary = summarize(name)
+    if args.verify:
+        verify(summary)
+    if summary.damage:  # a cut-off stream: the clips before the cut are readable
+        first = summary.damage[0].error
+        raise type(first)(f"{first.message}; {len(summary.clips)} complete clips before it", first.offset)
+    if args.json:
+        print(json.dumps(to_json(summary), ensure_ascii=False, indent=2))
+    else:
+        parts = [format_summary(summary, name)]
+        if args.clips:
+            parts.append(format_clips(summary))
+        if args.texts:
+            parts.append(format_texts(summary))
+        print("\n\n".join(parts))
+    if args.verify and not args.json:
+        print("verify      ok: every CRC matches and every payload decodes")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run("m3v-info", _parser(), _body, argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
