@@ -77,11 +77,11 @@ def _body(args: argparse.Namespace) -> int:
     if not 0 <= args.crf <= 51:
         _parser().error(f"--crf must be 0-51, got {args.crf}")
     from .mkv import mux
+    from .opener import open_source
 
-    if args.input == "-":
-        data, name = sys.stdin.buffer.read(), None
-    else:
-        data, name = Path(args.input).read_bytes(), Path(args.input).name
+    with open_source(args.input) as source:  # an .mkv made by m3v-mux gives its .m3v
+        data = source.read_all()
+    name = None if args.input == "-" else Path(args.input).name
     frames, why = (None, None) if args.no_preview else _preview(data)
     report = mux(
         data,

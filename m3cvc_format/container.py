@@ -27,7 +27,8 @@ from collections.abc import Iterator
 from fractions import Fraction
 
 from .constants import Mode
-from .framesource import DEFAULT_CACHE_SIZE, FrameSource, parse_clip_chunk
+from .framesource import DEFAULT_CACHE_SIZE, FrameSource
+from .framing import parse_clip_chunk
 
 __all__ = [
     "TIME_BASE",

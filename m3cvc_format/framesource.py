@@ -24,242 +24,26 @@ read-only; copy one to modify it.
 from __future__ import annotations
 
 import bisect
-import io
-import os
-import struct
-import sys
-import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any
 
-from .constants import SIGNATURE, TAIL_SIZE, ChunkType, Mode
-from .crc import crc32c
-from .errors import (
-    ChecksumError,
-    M3VError,
-    MalformedError,
-    MissingIndexError,
-    MissingReferenceError,
-    SignatureError,
-    TruncatedError,
-)
+from .constants import Mode
+from .errors import M3VError, MalformedError, MissingIndexError
+from .follow import DEFAULT_FOLLOW_TIMEOUT
+from .model import decode_with_references
 
 __all__ = [
     "DEFAULT_CACHE_SIZE",
     "DEFAULT_FOLLOW_TIMEOUT",
     "STREAM_WINDOW",
-    "FollowFile",
     "FrameSource",
-    "open_reader",
-    "parse_clip_chunk",
 ]
 
 #: Keyframes kept decoded by default.
 DEFAULT_CACHE_SIZE = 8
-#: Seconds ``follow=True`` waits for a growing file to grow before taking its end as final.
-DEFAULT_FOLLOW_TIMEOUT = 10.0
 #: Clips (parsed records and their chunk bytes, not frames) a streaming source keeps behind it.
 STREAM_WINDOW = 64
-
-_EBML_MAGIC = b"\x1a\x45\xdf\xa3"  # a Matroska / WebM file
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-class FollowFile(io.RawIOBase):
-    """A file that is still being written, read as a stream: a read at the current end waits
-    (polling every ``poll`` seconds) until more data arrives, and returns end of data once the
-    bytes so far end with a complete `.m3v` trailer (INDX + TAIL) or nothing has arrived for
-    ``timeout`` seconds (an unterminated stream: a crashed or stopped writer)."""
-
-    def __init__(self, src, timeout: float = DEFAULT_FOLLOW_TIMEOUT, poll: float = 0.02) -> None:
-        super().__init__()
-        if isinstance(src, (str, os.PathLike)):
-            self._file: BinaryIO = open(src, "rb")
-            self._owns = True
-            self.name = str(src)
-        else:
-            self._file, self._owns = src, False
-            self.name = getattr(src, "name", "<stream>")
-        self.timeout = float(timeout)
-        self.poll = float(poll)
-        self._delivered = 0
-        self._last = b""  # the last TAIL_SIZE bytes delivered
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def _complete(self) -> bool:
-        tail = self._last
-        if len(tail) < TAIL_SIZE or tail[0] != ChunkType.TAIL or tail[1] != TAIL_SIZE - 6:
-            return False
-        if crc32c(tail[:-4]) != struct.unpack_from("<I", tail, TAIL_SIZE - 4)[0]:
-            return False
-        index_offset, index_size = struct.unpack_from("<QI", tail, 2)
-        return index_offset + index_size == self._delivered - TAIL_SIZE
-
-    def readinto(self, buffer) -> int:
-        deadline = time.monotonic() + self.timeout
-        view = memoryview(buffer).cast("B")
-        while True:
-            n = self._file.readinto(view) if hasattr(self._file, "readinto") else None
-            if n is None:  # a file object without readinto
-                data = self._file.read(len(view))
-                n = len(data)
-                view[:n] = data
-            if n:
-                self._delivered += n
-                self._last = (self._last + bytes(view[max(0, n - TAIL_SIZE) : n]))[-TAIL_SIZE:]
-                return n
-            if self._complete() or time.monotonic() >= deadline:
-                return 0
-            time.sleep(self.poll)
-
-    def close(self) -> None:
-        if self._owns and not self._file.closed:
-            self._file.close()
-        super().close()
-
-
-class _Prefixed(io.RawIOBase):
-    """``prefix`` then the rest of ``file``: puts back the bytes read to sniff a pipe."""
-
-    def __init__(self, prefix: bytes, file) -> None:
-        super().__init__()
-        self._prefix = prefix
-        self._file = file
-        self.name = getattr(file, "name", "<stream>")
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def readinto(self, buffer) -> int:
-        view = memoryview(buffer).cast("B")
-        if self._prefix:
-            n = min(len(view), len(self._prefix))
-            view[:n] = self._prefix[:n]
-            self._prefix = self._prefix[n:]
-            return n
-        data = self._file.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-
-def _read_exactly(file, n: int) -> bytes:
-    out = b""
-    while len(out) < n:
-        chunk = file.read(n - len(out))
-        if not chunk:
-            break
-        out += chunk
-    return out
-
-
-def _mkv_extract(src) -> bytes:
-    try:
-        from . import mkv
-
-        extract = mkv.extract_m3v
-    except (ImportError, AttributeError):
-        raise SignatureError(
-            "input is a Matroska file; reading the .m3v attached to it needs "
-            "m3cvc_format.mkv.extract_m3v, which this installation does not have",
-            0,
-        ) from None
-    return extract(src)
-
-
-def open_reader(
-    src, *, follow: bool = False, timeout: float | None = None, on_damage: str = "raise", sniff_mkv: bool = True
-):
-    """A :class:`~m3cvc_format.Reader` for ``src`` and the files it opened for it (to close).
-
-    ``src``: a path, a ``Path``, ``"-"`` (standard input), bytes, or a binary file object; a
-    Matroska file carrying an `.m3v` attachment is read through
-    :func:`m3cvc_format.mkv.extract_m3v`.  ``follow=True`` reads a file that is still being
-    written (:class:`FollowFile`, waiting up to ``timeout`` seconds for more data)."""
-    from .reader import Reader
-
-    owned: list = []
-    try:
-        if isinstance(src, (bytes, bytearray, memoryview)):
-            data = bytes(src)
-            if sniff_mkv and data[:4] == _EBML_MAGIC:
-                data = _mkv_extract(io.BytesIO(data))
-            return Reader(data, on_damage=on_damage), owned
-        if isinstance(src, (str, os.PathLike)) and str(src) == "-":
-            src = sys.stdin.buffer
-        elif isinstance(src, (str, os.PathLike)):
-            if sniff_mkv and not follow:
-                with open(src, "rb") as probe:
-                    if probe.read(4) == _EBML_MAGIC:
-                        return Reader(_mkv_extract(os.fspath(src)), on_damage=on_damage), owned
-            if follow:
-                file = FollowFile(src, DEFAULT_FOLLOW_TIMEOUT if timeout is None else timeout)
-                owned.append(file)
-                return Reader(file, on_damage=on_damage), owned
-            return Reader(src, on_damage=on_damage), owned
-        if not hasattr(src, "read"):
-            raise TypeError(f"cannot read a stream from {type(src).__name__}")
-        if follow:
-            file = FollowFile(src, DEFAULT_FOLLOW_TIMEOUT if timeout is None else timeout)
-            owned.append(file)
-            return Reader(file, on_damage=on_damage), owned
-        if sniff_mkv:
-            try:
-                seekable = bool(src.seekable())
-            except (AttributeError, ValueError, OSError):
-                seekable = False
-            if seekable:
-                start = src.tell()
-                head = src.read(4)
-                src.seek(start)
-                if head == _EBML_MAGIC:
-                    return Reader(_mkv_extract(src), on_damage=on_damage), owned
-            else:
-                head = _read_exactly(src, len(SIGNATURE))
-                if head[:4] == _EBML_MAGIC:
-                    return Reader(_mkv_extract(_Prefixed(head, src)), on_damage=on_damage), owned
-                src = _Prefixed(head, src)
-                owned.append(src)
-        return Reader(src, on_damage=on_damage), owned
-    except BaseException:
-        for f in owned:
-            f.close()
-        raise
-
-
-# --------------------------------------------------------------------------- chunks
-
-
-def parse_clip_chunk(data: bytes, header=None, offset: int = 0):
-    """A whole CLIP chunk (type, length, payload, CRC) -> ClipRecord, CRC checked."""
-    from .chunks import parse_clip
-    from .syntax import read_leb128
-
-    data = bytes(data)
-    if not data or data[0] != ChunkType.CLIP:
-        raise MalformedError("data is not a CLIP chunk", offset)
-    try:
-        length, start = read_leb128(data, 1, 4)
-    except IndexError:
-        raise TruncatedError("data ends inside a chunk length", offset) from None
-    except ValueError as err:
-        raise MalformedError(f"chunk length is malformed: {err}", offset) from None
-    if start + length + 4 != len(data):
-        raise MalformedError(f"CLIP chunk of {start + length + 4} bytes given {len(data)}", offset)
-    if crc32c(data[:-4]) != struct.unpack_from("<I", data, len(data) - 4)[0]:
-        raise ChecksumError("CRC-32C mismatch in a CLIP chunk", offset)
-    minor = header.version[1] if header is not None else 0
-    return parse_clip(data[start:-4], offset, len(data), minor)
 
 
 # --------------------------------------------------------------------------- frame source
@@ -285,6 +69,7 @@ class FrameSource:
         self._decoder = decoder
         self._keyframes: OrderedDict[int, Any] = OrderedDict()
         self._clips: OrderedDict[int, Any] = OrderedDict()  # decoded Clip values
+        self._maps: dict[int, Any] = {}  # decoded index maps, the references of dependent clips
         self._clip_limit = max(cache_size, 2)
         self._records: OrderedDict[int, tuple[Any, bytes]] = OrderedDict()
         self._record_limit = max(window, 2) if not self.seekable else 4
@@ -294,7 +79,6 @@ class FrameSource:
         self._starts: list[int] | None = None  # seekable: first frames of the clips, for bisect
         self._lost: dict[int, int] = {}  # seekable, on_damage="skip": damaged clips, by offset
         self._cursor: tuple | None = None  # (clip index, next frame in clip, frame iterator)
-        self._owned: list = []
         self.stats = {"keyframes_decoded": 0, "keyframe_cache_hits": 0, "clips_read": 0, "clips_reconstructed": 0}
 
     @classmethod
@@ -308,26 +92,26 @@ class FrameSource:
         sniff_mkv: bool = True,
         **options,
     ) -> FrameSource:
-        """A FrameSource over ``src`` (anything :func:`open_reader` takes)."""
-        reader, owned = open_reader(src, follow=follow, timeout=timeout, on_damage=on_damage, sniff_mkv=sniff_mkv)
+        """A FrameSource over ``src``: anything :class:`~m3cvc_format.Reader` reads (see
+        :func:`~m3cvc_format.opener.open_source`), with the Reader's ``follow``, ``timeout``,
+        ``on_damage`` and ``sniff_mkv``; ``options`` go to the constructor (``decoder``: a ready
+        frame decoder, e.g. one built with a pack configuration, instead of the registered one)."""
+        from .reader import Reader
+
+        reader = Reader(src, on_damage=on_damage, follow=follow, timeout=timeout, sniff_mkv=sniff_mkv)
         try:
-            source = cls(reader, **options)
+            return cls(reader, **options)
         except BaseException:
             reader.close()
-            for f in owned:
-                f.close()
             raise
-        source._owned = owned
-        return source
 
     def close(self) -> None:
         self._cursor = None
         self._keyframes.clear()
         self._clips.clear()
+        self._maps.clear()
         self._records.clear()
         self.reader.close()
-        for f in self._owned:
-            f.close()
 
     def __enter__(self) -> FrameSource:
         return self
@@ -510,29 +294,14 @@ class FrameSource:
         if value is not None:
             self._clips.move_to_end(k)
             return value
-        record = record if record is not None else self.record(k)
-        reference = None
-        if record.dependent:  # its map is coded against clip k-1's: walk back, then decode forward
-            chain = [k - 1]
-            while chain[-1] - 1 >= 0 and chain[-1] not in self._clips and self._dependent(chain[-1]):
-                chain.append(chain[-1] - 1)
-            for j in reversed(chain):
-                self.clip(j)  # an independent clip, or one whose reference is now cached
-            reference = self._clips[k - 1].index_map
-        value = record.decode(self.header, reference)
+        given = record if record is not None else self.record(k)
+        value = decode_with_references(self.header, k, lambda j: given if j == k else self.record(j), self._maps)
+        while len(self._maps) > self._clip_limit:  # the maps the next clips may refer to
+            del self._maps[next(iter(self._maps))]
         self._clips[k] = value
         while len(self._clips) > self._clip_limit:
             self._clips.popitem(last=False)
         return value
-
-    def _dependent(self, k: int) -> bool:
-        """Whether clip ``k`` is dependent; MissingReferenceError when it cannot be read."""
-        try:
-            return self.record(k).dependent
-        except (IndexError, KeyError, M3VError) as exc:
-            raise MissingReferenceError(
-                f"clip {k + 1} is coded against clip {k}, which cannot be read: {exc}"
-            ) from None
 
     def _check(self, frame, what: str):
         import numpy as np

@@ -41,7 +41,6 @@ import io
 import os
 import re
 import struct
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -425,19 +424,16 @@ class MuxReport:
 
 
 def _read_source(src) -> tuple[bytes, str]:
-    if isinstance(src, (bytes, bytearray, memoryview)):
-        return bytes(src), "stream.m3v"
-    if isinstance(src, (str, os.PathLike)):
-        if str(src) == "-":
-            return sys.stdin.buffer.read(), "stream.m3v"
-        return Path(src).read_bytes(), Path(src).name
-    if hasattr(src, "read"):
-        data = src.read()
-        if not isinstance(data, (bytes, bytearray)):
-            raise TypeError("the .m3v source must be opened in binary mode")
-        name = os.path.basename(str(getattr(src, "name", "") or "")) or "stream.m3v"
-        return bytes(data), name
-    raise TypeError(f"cannot read an .m3v stream from {type(src).__name__}")
+    """The `.m3v` bytes of ``src`` (anything the opener takes: a Matroska file made by m3v-mux
+    gives the stream attached to it) and a name for the attachment."""
+    from .opener import open_source
+
+    with open_source(src) as source:
+        data = source.read_all()
+        name = source.name
+    if name.startswith("<"):  # <bytes>, <stdin>, <stream>
+        name = "stream.m3v"
+    return data, os.path.basename(name) or "stream.m3v"
 
 
 def _attachment_name(name: str) -> str:
@@ -557,7 +553,7 @@ def mux(
 
     data, source_name = _read_source(m3v_src)
     attachment_name = _attachment_name(name or source_name)
-    with Reader(data) as reader:
+    with Reader(data, sniff_mkv=False) as reader:
         header = reader.header
         records = list(reader.clips())
     fps = header.fps
@@ -849,25 +845,12 @@ class _File:
         return self.file.read(n)
 
 
-def _open(src) -> tuple[BinaryIO, bool]:
-    if isinstance(src, (bytes, bytearray, memoryview)):
-        return io.BytesIO(bytes(src)), True
-    if isinstance(src, (str, os.PathLike)):
-        if str(src) == "-":
-            return io.BytesIO(sys.stdin.buffer.read()), True
-        return open(src, "rb"), True
-    if not hasattr(src, "read"):
-        raise TypeError(f"cannot read a Matroska file from {type(src).__name__}")
-    try:
-        seekable = bool(src.seekable())
-    except (AttributeError, ValueError, OSError):
-        seekable = False
-    if not seekable:  # a pipe: memory bounded by the input's size
-        data = src.read()
-        if not isinstance(data, (bytes, bytearray)):
-            raise TypeError("the Matroska source must be opened in binary mode")
-        return io.BytesIO(bytes(data)), True
-    return src, False
+def _open(src):
+    """``src`` opened for the demuxer, which seeks: a pipe is read into memory (bounded by the
+    input's size)."""
+    from .opener import open_source
+
+    return open_source(src, sniff_mkv=False, seekable=True)
 
 
 @dataclass(frozen=True)
@@ -1050,12 +1033,8 @@ def _scan(f: _File) -> list[Attachment]:
 
 def attachments(src) -> list[Attachment]:
     """Every attached file of a Matroska file (path, Path, ``"-"``, bytes or binary file)."""
-    file, owns = _open(src)
-    try:
-        return _scan(_File(file))
-    finally:
-        if owns:
-            file.close()
+    with _open(src) as source:
+        return _scan(_File(source.file))
 
 
 _SHA = re.compile(r"(?:^|[ ;,])sha256=([0-9a-f]{64})(?:$|[ ;,.])")
@@ -1083,7 +1062,7 @@ def _verify(a: Attachment, data: bytes) -> None:
     from .reader import Reader
 
     try:
-        with Reader(data, on_damage="skip") as reader:
+        with Reader(data, on_damage="skip", sniff_mkv=False) as reader:
             for _ in reader.clips():
                 pass
             damage = list(reader.damage)
@@ -1109,9 +1088,8 @@ def extract_m3v(src, *, verify: bool = True) -> bytes:
     The stream must start with the `.m3v` signature.  With ``verify`` (the default) its bytes
     must also match the SHA-256 m3v-mux records or, for a file from another muxer, pass the
     stream's own CRC checks; ``verify=False`` returns a damaged stream for recovery."""
-    file, owns = _open(src)
-    try:
-        f = _File(file)
+    with _open(src) as source:
+        f = _File(source.file)
         found = _scan(f)
         if not found:
             raise NoAttachmentError("Matroska file has no attachments")
@@ -1135,6 +1113,3 @@ def extract_m3v(src, *, verify: bool = True) -> bytes:
         if verify:
             _verify(a, data)
         return data
-    finally:
-        if owns:
-            file.close()

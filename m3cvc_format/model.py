@@ -8,7 +8,7 @@ file: fields parsed, payloads still coded, with its byte offset and sizes.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -30,9 +30,18 @@ from .constants import (
     Mode,
     TextCodec,
 )
-from .errors import LimitError, MalformedError, MissingReferenceError
+from .errors import LimitError, M3VError, MalformedError, MissingReferenceError
 
-__all__ = ["Clip", "ClipRecord", "Header", "IndexEntry", "IndexMapPayload", "SequentialDecoder", "decode_seed"]
+__all__ = [
+    "Clip",
+    "ClipRecord",
+    "Header",
+    "IndexEntry",
+    "IndexMapPayload",
+    "SequentialDecoder",
+    "decode_seed",
+    "decode_with_references",
+]
 
 _PACK_ID = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 _MASK64 = (1 << 64) - 1
@@ -275,20 +284,67 @@ class ClipRecord:
         )
 
 
+def decode_with_references(
+    header: Header,
+    k: int,
+    record_of: Callable[[int], ClipRecord],
+    maps: MutableMapping[int, Any],
+) -> Clip:
+    """Clip ``k`` decoded, walking its reference chain: the one walk every decoding path uses
+    (:meth:`Reader.decode_clip`, :class:`SequentialDecoder`, the FrameSource).
+
+    A dependent clip (TEMPORAL, spec §6.5) is coded against clip k-1's decoded index map, so the
+    records back to the nearest independent clip, or to one whose map is in ``maps`` (clip index
+    -> decoded index map), are fetched with ``record_of(j)`` and decoded forward (entropy
+    decoding only).  ``maps`` receives every map decoded here; pass the same mapping to
+    consecutive calls to decode each map once.  A clip in the chain that cannot be read or does
+    not decode gives MissingReferenceError; an error in clip ``k`` itself is located at it."""
+    chain = [record_of(k)]
+    while chain[-1].dependent and chain[-1].index - 1 not in maps:
+        j = chain[-1].index - 1
+        try:
+            chain.append(record_of(j))
+        except (IndexError, KeyError, M3VError) as exc:
+            reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            raise MissingReferenceError(
+                f"clip {j + 1} is coded against clip {j}'s index map, which cannot be read: {reason}",
+                chain[-1].offset,
+            ) from None
+    clip = None
+    for record in reversed(chain):
+        try:
+            clip = record.decode(header, maps.get(record.index - 1))
+        except M3VError as exc:
+            if record.index == k:
+                raise exc.at(record.offset) from None
+            raise MissingReferenceError(
+                f"clip {k} depends on clip {record.index}, which does not decode: {exc}", record.offset
+            ) from None
+        maps[record.index] = clip.index_map
+    assert clip is not None
+    return clip
+
+
 class SequentialDecoder:
     """Decodes records met in stream order, handing each the map of the record decoded just
-    before it when that is clip ``index - 1`` (the reference a dependent clip needs, spec §6.5).
-    A record that fails to decode breaks the chain: the next one gets no reference."""
+    before it when that is clip ``index - 1`` (the reference a dependent clip needs, spec §6.5),
+    through :func:`decode_with_references`.  A record that fails to decode breaks the chain:
+    the next one has no reference (MissingReferenceError if it is dependent)."""
 
     def __init__(self, header: Header) -> None:
         self.header = header
-        self._last: tuple[int, Any] | None = None  # (clip index, decoded map)
+        self._maps: dict[int, Any] = {}  # at most the last record's map
 
     def decode(self, record: ClipRecord) -> Clip:
-        last, self._last = self._last, None
-        reference = last[1] if last is not None and last[0] == record.index - 1 else None
-        clip = record.decode(self.header, reference)
-        self._last = (record.index, clip.index_map)
+        maps, self._maps = self._maps, {}
+
+        def record_of(j: int) -> ClipRecord:
+            if j == record.index:
+                return record
+            raise KeyError(f"clip {j} did not decode just before clip {record.index}")
+
+        clip = decode_with_references(self.header, record.index, record_of, maps)
+        self._maps = {record.index: clip.index_map}
         return clip
 
 

@@ -7,15 +7,11 @@ goes) before anything of that size is built.
 
 from __future__ import annotations
 
-import io
-import os
-import struct
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any
 
-from .chunks import parse_clip, parse_head, parse_index, parse_tail
+from .chunks import parse_clip, parse_head, parse_index
 from .constants import (
     ANCILLARY_CHUNK_BIT,
     MAX_LENGTH_VARINT_BYTES,
@@ -23,23 +19,22 @@ from .constants import (
     TAIL_SIZE,
     ChunkType,
 )
-from .crc import crc32c
 from .errors import (
     ChecksumError,
     M3VError,
     MalformedError,
     MissingIndexError,
-    MissingReferenceError,
     SignatureError,
     TruncatedError,
     UnknownChunkError,
 )
-from .model import Clip, ClipRecord, Header, IndexEntry, SequentialDecoder
+from .framing import WINDOW as _WINDOW
+from .framing import ByteSource, RawChunk, read_chunk, read_tail
+from .model import Clip, ClipRecord, Header, IndexEntry, SequentialDecoder, decode_with_references
+from .opener import Source, open_source
 from .syntax import read_leb128
 
 __all__ = ["Damage", "RawChunk", "Reader"]
-
-_WINDOW = 1 << 16  # read-ahead of seekable sources; also the size of the first and last reads
 
 
 @dataclass(frozen=True)
@@ -50,95 +45,30 @@ class Damage:
     error: M3VError
 
 
-@dataclass(frozen=True)
-class RawChunk:
-    offset: int
-    chunk_type: int
-    payload: bytes
-    size: int  # type + length + payload + CRC
-    crc: int
-
-
-class _Source:
-    """Byte access by absolute offset over a seekable file or a forward-only stream."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self.file = file
-        self.reads = 0
-        try:
-            self.seekable = bool(file.seekable())
-        except (AttributeError, ValueError, OSError):
-            self.seekable = False
-        if self.seekable:
-            try:
-                self.size = file.seek(0, io.SEEK_END)
-            except OSError:
-                self.seekable = False
-        if not self.seekable:
-            self.size = None
-        self._base = 0
-        self._buf = b"" if self.seekable else bytearray()
-        self._eof = False
-
-    def read_at(self, offset: int, n: int) -> bytes:
-        """One read of up to ``n`` bytes at ``offset`` (seekable sources only)."""
-        self.reads += 1
-        self.file.seek(offset)
-        return self.file.read(n)
-
-    def peek(self, pos: int, n: int, readahead: int = _WINDOW) -> bytes:
-        """Up to ``n`` bytes at ``pos``; fewer only at the end of the data.
-
-        A seekable source reads at least ``readahead`` bytes when it must read.
-        """
-        if self.seekable:
-            end = min(pos + n, self.size)
-            if not (self._base <= pos and end <= self._base + len(self._buf)):
-                self._buf = self.read_at(pos, max(end - pos, readahead))
-                self._base = pos
-            return self._buf[pos - self._base : end - self._base]
-        if pos < self._base:
-            raise MissingIndexError("cannot go back in a stream that is not seekable", pos)
-        del self._buf[: pos - self._base]
-        self._base = pos
-        while len(self._buf) < n and not self._eof:
-            # Ask only for what is missing (a larger read would wait on a live pipe
-            # for data this chunk does not need), and at most 1 MiB at a time:
-            # read(n) allocates n bytes before any arrive.
-            chunk = self.file.read(min(n - len(self._buf), 1 << 20))
-            self.reads += 1
-            if not chunk:
-                self._eof = True
-            else:
-                self._buf += chunk
-        return bytes(self._buf[:n])
-
-
-def _open(src) -> tuple[BinaryIO, bool, str]:
-    if isinstance(src, (bytes, bytearray, memoryview)):
-        return io.BytesIO(bytes(src)), True, "<bytes>"
-    if isinstance(src, (str, os.PathLike)):
-        if str(src) == "-":
-            return sys.stdin.buffer, False, "<stdin>"
-        return open(src, "rb"), True, str(src)
-    if not hasattr(src, "read"):
-        raise TypeError(f"cannot read a stream from {type(src).__name__}")
-    return src, False, getattr(src, "name", "<stream>")
-
-
 class Reader:
-    """Read a `.m3v` stream from a path, a ``Path``, ``"-"``, bytes or a binary file object.
+    """Read a `.m3v` stream from a path, a ``Path``, ``"-"``, bytes, a binary file object, or
+    a Matroska file carrying one (anything :func:`~m3cvc_format.opener.open_source` opens).
 
     ``on_damage="raise"`` stops at the first damaged chunk; ``"skip"`` records it
-    in :attr:`damage`, resynchronises at the next intact chunk and goes on.
+    in :attr:`damage`, resynchronises at the next intact chunk and goes on.  ``follow=True``
+    reads a file still being written, waiting up to ``timeout`` seconds for more data;
+    ``sniff_mkv=False`` reads a Matroska file's bytes as they are (a SignatureError).
     """
 
-    def __init__(self, src, *, on_damage: str = "raise") -> None:
+    def __init__(
+        self,
+        src: Any,
+        *,
+        on_damage: str = "raise",
+        follow: bool = False,
+        timeout: float | None = None,
+        sniff_mkv: bool = True,
+    ) -> None:
         if on_damage not in ("raise", "skip"):
             raise ValueError("on_damage must be 'raise' or 'skip'")
-        file, owns, self.name = _open(src)
-        self._owns = owns
-        self._src = _Source(file)
+        self._source: Source = open_source(src, follow=follow, timeout=timeout, sniff_mkv=sniff_mkv)
+        self.name = self._source.name
+        self._src = ByteSource(self._source.file)
         self.on_damage = on_damage
         self.damage: list[Damage] = []
         self.truncated = False
@@ -164,7 +94,7 @@ class Reader:
     @property
     def bytes_seen(self) -> int:
         """Bytes of the stream read so far (its size, once a pipe has been read to the end)."""
-        return self._src.size if self.seekable else self._src._base + len(self._src._buf)
+        return self._src.position
 
     @property
     def reads(self) -> int:
@@ -172,8 +102,7 @@ class Reader:
         return self._src.reads
 
     def close(self) -> None:
-        if self._owns:
-            self._src.file.close()
+        self._source.close()
 
     def __enter__(self) -> Reader:
         return self
@@ -202,27 +131,7 @@ class Reader:
 
     def _chunk_at(self, pos: int) -> RawChunk | None:
         """The chunk at ``pos``, CRC checked; None at a clean end of data."""
-        head = self._src.peek(pos, 1 + MAX_LENGTH_VARINT_BYTES)
-        if not head:
-            return None
-        if len(head) < 2:
-            raise TruncatedError("data ends inside a chunk header", pos)
-        try:
-            length, payload_start = read_leb128(head, 1, MAX_LENGTH_VARINT_BYTES)
-        except IndexError:
-            raise TruncatedError("data ends inside a chunk length", pos) from None
-        except ValueError as err:
-            raise MalformedError(f"chunk length is malformed: {err}", pos) from None
-        total = payload_start + length + 4
-        if self.size is not None and pos + total > self.size:
-            raise TruncatedError(f"chunk of {total} bytes runs past the end of the data ({self.size - pos} left)", pos)
-        data = self._src.peek(pos, total)
-        if len(data) < total:
-            raise TruncatedError(f"data ends inside a chunk of {total} bytes", pos)
-        (stored,) = struct.unpack_from("<I", data, total - 4)
-        if crc32c(data[: total - 4]) != stored:
-            raise ChecksumError(f"CRC-32C mismatch in chunk type 0x{data[0]:02x}", pos)
-        return RawChunk(pos, data[0], data[payload_start : total - 4], total, stored)
+        return read_chunk(self._src, pos)
 
     def _resync(self, pos: int, last_clip: int) -> int | None:
         """First offset after ``pos`` where an intact CLIP, INDX or TAIL chunk starts."""
@@ -356,13 +265,14 @@ class Reader:
             return None
         window = min(size - self.header_end, _WINDOW)
         tail_buf = self._src.peek(size - window, window)
-        tail = tail_buf[-TAIL_SIZE:]
-        if tail[0] != ChunkType.TAIL or tail[1] != TAIL_SIZE - 6:
+        try:
+            found = read_tail(tail_buf[-TAIL_SIZE:], size - TAIL_SIZE)
+        except ChecksumError as err:
+            self.damage.append(Damage(size - TAIL_SIZE, err))
             return None
-        if crc32c(tail[:-4]) != struct.unpack_from("<I", tail, TAIL_SIZE - 4)[0]:
-            self.damage.append(Damage(size - TAIL_SIZE, ChecksumError("TAIL CRC mismatch", size - TAIL_SIZE)))
+        if found is None:
             return None
-        index_offset, index_size = parse_tail(tail[2:-4], size - TAIL_SIZE)
+        index_offset, index_size = found
         if index_offset < self.header_end or index_offset + index_size != size - TAIL_SIZE:
             self.damage.append(
                 Damage(size - TAIL_SIZE, MalformedError("TAIL points outside the file", size - TAIL_SIZE))
@@ -387,7 +297,7 @@ class Reader:
         """Where the index came from: "trailer" (INDX via TAIL), "scan" (rebuilt), "none" (a pipe)."""
         if not self.seekable:
             return "none"
-        self.index
+        _ = self.index  # finds it (and sets _index_source)
         return self._index_source
 
     @property
@@ -424,29 +334,7 @@ class Reader:
         (clip index -> decoded index map) is consulted for them and receives every map decoded
         here; pass the same dict to consecutive calls to decode each map once.  A missing or
         damaged clip in the chain gives MissingReferenceError."""
-        maps = {} if maps is None else maps
-        chain = [self.clip(k)]
-        while chain[-1].dependent and chain[-1].index - 1 not in maps:
-            j = chain[-1].index - 1
-            try:
-                chain.append(self.clip(j))
-            except (IndexError, M3VError) as exc:
-                raise MissingReferenceError(
-                    f"clip {j + 1} is coded against clip {j}'s index map, which cannot be read: {exc}",
-                    chain[-1].offset,
-                ) from None
-        clip = None
-        for record in reversed(chain):
-            try:
-                clip = record.decode(self.header, maps.get(record.index - 1))
-            except M3VError as exc:
-                if record.index == k:
-                    raise exc.at(record.offset)
-                raise MissingReferenceError(
-                    f"clip {k} depends on clip {record.index}, which does not decode: {exc}", record.offset
-                ) from None
-            maps[record.index] = clip.index_map
-        return clip
+        return decode_with_references(self.header, k, self.clip, {} if maps is None else maps)
 
     def decoded_clips(self, on_damage: str | None = None) -> Iterator[Clip]:
         """Clips in file order with texts and index maps decoded, each dependent map against

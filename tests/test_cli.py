@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import logging
 import shutil
 import subprocess
 
+import av
+import numpy as np
 import pytest
 from conftest import VECTORS, make_header, make_stream
 
-from m3cvc_format import cli
+import m3cvc_format as m
+from m3cvc_format import cli, mkv
 from m3cvc_format.errors import ChecksumError
 
 
@@ -100,16 +104,45 @@ def test_closed_stdout_mid_output_is_silent(long_stream):
     proc.stderr.close()
 
 
-def test_matroska_where_m3v_is_expected_suggests_demux(muxed, tmp_path):
-    done = subprocess.run(
-        [script("m3v-mux"), str(muxed), "-o", str(tmp_path / "again.mkv"), "--no-preview"],
-        capture_output=True,
-        text=True,
-        timeout=60,
+def test_matroska_from_m3v_mux_is_read_directly(muxed, tmp_path):
+    """The source opener reads the .m3v attached to an .mkv made by m3v-mux, everywhere."""
+    direct = subprocess.run([script("m3v-info"), "--json", str(muxed)], capture_output=True, text=True, timeout=60)
+    plain = subprocess.run(
+        [script("m3v-info"), "--json", str(VECTORS / "minimal.m3v")], capture_output=True, text=True, timeout=60
     )
+    assert direct.returncode == 0 and direct.stderr == ""
+    assert json.loads(direct.stdout) == json.loads(plain.stdout)
+    again = tmp_path / "again.mkv"  # m3v-mux of the .mkv attaches the .m3v, not the .mkv
+    done = subprocess.run([script("m3v-mux"), str(muxed), "-o", str(again), "--no-preview", "-q"], capture_output=True)
+    assert done.returncode == 0 and done.stderr == b""
+    assert mkv.extract_m3v(again) == (VECTORS / "minimal.m3v").read_bytes()
+
+
+def test_other_matroska_is_one_line_saying_so(tmp_path):
+    video = tmp_path / "video.mkv"
+    with av.open(str(video), "w") as out:
+        stream = out.add_stream("ffv1", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            out.mux(packet)
+    done = subprocess.run([script("m3v-info"), str(video)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     line = one_line(done)
-    assert line == f"m3v-mux: {muxed}: this is a Matroska file; `m3v-demux {muxed} -o OUT.m3v` takes the .m3v out of it"
+    assert line.startswith(f"m3v-info: {video}: ") and "Matroska" in line and line.count("video.mkv") == 1
+
+
+def test_matroska_read_as_m3v_gets_the_demux_hint(muxed, capsys):
+    """Where a Matroska file is read as .m3v bytes (sniff_mkv=False, as for format="m3v"),
+    the runner says what the file is and how to take the stream out of it."""
+
+    def body(args):
+        m.Reader(args.input, sniff_mkv=False)
+
+    assert cli.run("m3v-test", _parser(), body, [str(muxed)]) == 1
+    assert capsys.readouterr().err == (
+        f"m3v-test: {muxed}: this is a Matroska file; `m3v-demux {muxed} -o OUT.m3v` takes the .m3v out of it\n"
+    )
 
 
 def test_usage_errors_exit_2():

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 import m3cvc_format as m  # noqa: E402
 from m3cvc_format.chunks import frame_chunk  # noqa: E402
 from m3cvc_format.crc import crc32c  # noqa: E402
-from m3cvc_format.model import SequentialDecoder  # noqa: E402
+from m3cvc_format.model import SequentialDecoder  # noqa: E402  (the reader's one reference-chain walk)
 from m3cvc_format.syntax import read_leb128  # noqa: E402
 
 OUT = ROOT / "spec" / "vectors"
