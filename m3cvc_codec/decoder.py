@@ -1,22 +1,22 @@
-"""`.m3v` stream -> video: keyframes through the pack, clips through :mod:`reconstruct`.
+"""`.m3v` stream -> video file: frames from :class:`m3cvc_format.FrameSource` through the
+codec's :class:`~m3cvc_codec.clip_decoder.ClipDecoder` (the same path as ``m3cvc_format.open``
+and the player), written by :mod:`.video_io`.
 
 The decoder refuses a stream whose pack is not installed or whose weights hash differs
-(:func:`m3cvc_codec.packs.check_stream_pack`). Interpolation clips need the next clip's
-keyframe; a clip without a successor (the last one) is reconstructed in prediction mode
-(spec/m3v.md §6.2). ``frames=(A, B)`` decodes only the clips that hold frames A..B-1, plus the
-keyframe of the clip after the last one when that clip interpolates.
+(:func:`m3cvc_codec.packs.check_stream_pack`).  ``frames=(A, B)`` decodes only the clips that
+hold frames A..B-1, plus the keyframe of the clip after the last one when that clip
+interpolates (FrameSource decides interpolation or prediction, spec/m3v.md §6.2).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
-import numpy as np
-
-from . import packs as _packs
+from .clip_decoder import ClipDecoder
 from .errors import CodecError
-from .reconstruct import interpolate_clip, predict_clip
+from .packs import PackConfig, RuntimeOptions
 from .video_io import open_writer
 
 __all__ = ["DecodeReport", "decode", "parse_frames"]
@@ -70,46 +70,29 @@ def parse_frames(frames, total: int) -> tuple[int, int]:
 
 
 def decode(
-    input_m3v, output, *, frames=None, codec: str | None = None, chroma: str = "420", progress: bool = False
+    input_m3v,
+    output,
+    *,
+    frames=None,
+    codec: str | None = None,
+    chroma: str = "420",
+    progress: bool = False,
+    pack_config: PackConfig | str | Path | None = None,
+    options: RuntimeOptions | None = None,
 ) -> DecodeReport:
     """Decode ``input_m3v`` (path, bytes or binary stream) to ``output`` (.y4m, .mp4/.mkv/...,
-    or a folder of PNGs).  Raises CodecError, PackError, M3VError, OSError."""
+    or a folder of PNGs), with the stream's pack built from ``pack_config`` and ``options``
+    (:func:`m3cvc_codec.packs.load_pack`).  Raises CodecError, PackError, M3VError, OSError."""
     import m3cvc_format as m
 
     with m.Reader(input_m3v) as reader:
         header = reader.header
-        pack, grid = _packs.check_stream_pack(header)
+        source = m.FrameSource(reader, decoder=ClipDecoder(header, pack_config=pack_config, options=options))
         total = reader.frame_count
         if total == 0:
             raise CodecError("stream holds no clips")
         a, b = parse_frames(frames, total)
         k_first, k_last = reader.clip_at_frame(a), reader.clip_at_frame(b - 1)
-        keyframes: dict[int, np.ndarray] = {}
-        records: dict[int, object] = {}
-        maps: dict[int, np.ndarray] = {}  # decoded index maps: references of dependent clips
-
-        def clip(k):
-            if k not in records:
-                records[k] = reader.decode_clip(k, maps)
-                for old in [j for j in maps if j < k - 1]:
-                    del maps[old]
-            return records[k]
-
-        def keyframe(k):
-            if k not in keyframes:
-                c = clip(k)
-                seed = m.decode_seed(header.stream_seed, k, c.seed)
-                frame = np.asarray(pack.decode_keyframe(np.asarray(c.index_map), grid, c.keyframe_text, seed))
-                if frame.shape != (header.height, header.width, 3):
-                    import cv2
-
-                    frame = cv2.resize(
-                        frame.astype(np.uint8), (header.width, header.height), interpolation=cv2.INTER_AREA
-                    )
-                keyframes[k] = np.ascontiguousarray(frame, dtype=np.uint8)
-                keyframes.pop(k - 2, None)  # at most the current and the next are needed
-            return keyframes[k]
-
         bar = None
         if progress:
             try:
@@ -120,23 +103,11 @@ def decode(
                 pass
         written = 0
         with open_writer(output, header.width, header.height, header.fps, codec=codec, chroma=chroma) as out:
-            for k in range(k_first, k_last + 1):
-                c = clip(k)
-                k0 = keyframe(k)
-                if c.mode == m.Mode.INTERPOLATION and k + 1 < reader.clip_count:
-                    gen = interpolate_clip(k0, keyframe(k + 1), c.frame_count)
-                else:
-                    gen = predict_clip(k0, c.frame_count)
-                for i, frame in enumerate(gen):
-                    n = c.first_frame + i
-                    if n >= b:
-                        break
-                    if n >= a:
-                        out.write(frame)
-                        written += 1
-                        if bar is not None:
-                            bar.update()
-                records.pop(k, None)
+            for _, frame in source.frames(a, b):
+                out.write(frame)
+                written += 1
+                if bar is not None:
+                    bar.update()
         if bar is not None:
             bar.close()
     return DecodeReport(

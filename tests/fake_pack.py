@@ -2,7 +2,9 @@
 
 Keyframe codec: block averages on the grid, each quantised to the nearest colour of a fixed
 256-colour palette (8 x 8 x 4 levels of R, G, B); decoding paints the palette colours back and
-smooths them up to full size.  ``embed`` is a normalised 4x4x4 colour histogram.
+smooths them up to full size.  ``embed`` is a normalised 4x4x4 colour histogram.  Clips
+and motion are the lite pack's (DIS flow: m3cvc_codec.packs.lite.reconstruct and .motion),
+which need no weights.
 
 Use the ``fake_pack`` fixture (import it in a test module) to register it: it monkeypatches
 ``m3cvc_codec.packs.load_pack`` so the ids ``test.fake`` and ``lite`` resolve to it.
@@ -15,19 +17,21 @@ import hashlib
 import numpy as np
 import pytest
 
-from m3cvc_codec.packs import GridSpec, PackError
+from m3cvc_codec.packs import GridSpec, Pack, PackConfig, PackError
+from m3cvc_codec.packs.lite import motion as lite_motion
+from m3cvc_codec.packs.lite.reconstruct import interpolate_clip, predict_clip
 
 _LEVELS = (np.arange(8) * 255 // 7, np.arange(8) * 255 // 7, np.arange(4) * 255 // 3)
 PALETTE = np.array([(r, g, b) for r in _LEVELS[0] for g in _LEVELS[1] for b in _LEVELS[2]], np.float32)
 
 
-class FakePack:
+class FakePack(Pack):
     pack_id = "test.fake"
-    vocab_size = 256
-    grids = (GridSpec("1/16", 16), GridSpec("1/8", 8))
+    grids = (GridSpec("1/16", 16, 256), GridSpec("1/8", 8, 256))
 
     def __init__(self, pack_id: str = "test.fake", salt: bytes = b""):
-        self.pack_id = pack_id
+        self.pack_id = pack_id  # the instance answers to "lite" too (see install)
+        super().__init__(PackConfig(pack_id))
         self.salt = salt
 
     def weights_hash(self, grid: GridSpec) -> bytes:
@@ -56,6 +60,17 @@ class FakePack:
         codes = (q[..., 0] * 16 + q[..., 1] * 4 + q[..., 2]).reshape(len(frames), -1)
         return np.stack([np.bincount(c, minlength=64) for c in codes]).astype(np.float64)
 
+    def reconstruct_clip(self, first, last, clip_text: str, frame_count: int, seed: int):
+        if last is None:
+            return predict_clip(first, frame_count)
+        return interpolate_clip(first, last, frame_count)
+
+    def motion_features(self, frames: np.ndarray) -> list[np.ndarray]:
+        return lite_motion.motion_features(frames)
+
+    def motion(self, before, after) -> np.ndarray:
+        return lite_motion.motion(before, after)
+
 
 def install(monkeypatch, packs: dict | None = None) -> FakePack:
     """Make ``load_pack`` resolve ``test.fake`` and ``lite`` to a FakePack (or ``packs``)."""
@@ -66,7 +81,7 @@ def install(monkeypatch, packs: dict | None = None) -> FakePack:
     if packs:
         table.update(packs)
 
-    def load_pack(pack_id: str):
+    def load_pack(pack_id: str, config=None, options=None, *, cache=None):
         if pack_id not in table:
             raise PackError(f"pack {pack_id!r} is not installed (installed packs: {', '.join(sorted(table))})")
         return table[pack_id]

@@ -17,14 +17,15 @@ import pytest
 from conftest import ROOT, need_media
 
 from m3cvc_codec.packs import GridSpec, Pack, PackError, available_packs, load_pack
-from m3cvc_codec.packs.lite import LitePack, variant_hash
+from m3cvc_codec.packs.config import weights_hash
+from m3cvc_codec.packs.lite import LitePack
 from m3cvc_format import IndexMapCoder
 from m3cvc_format.constants import MAX_PRIOR_COUNT
 from m3cvc_format.indexmap import decode_index_map, encode_index_map
 
 WEIGHTS = ROOT / "m3cvc_codec" / "packs" / "lite" / "weights"
 TRAINER = ROOT / "tools" / "train_lite.py"
-G16, G8 = GridSpec("1/16", 16), GridSpec("1/8", 8)
+G16, G8 = GridSpec("1/16", 16, 256), GridSpec("1/8", 8, 256)
 #: PSNR floors (dB), about 1.5-2 dB under what the shipped weights measure (docs/lite-pack.md):
 #: the first frame of a held-out clip (never trained on), and kodim23 (a training image).
 HELD_OUT_PSNR_FLOOR = {"1/16": 17.0, "1/8": 19.0}  # measured 18.6, 21.1
@@ -93,7 +94,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_protocol_and_constants(pack):
     assert isinstance(pack, Pack)
-    assert pack.pack_id == "lite" and pack.vocab_size == 256
+    assert pack.pack_id == "lite" and all(g.vocab_size == 256 for g in pack.grids)
     assert tuple(pack.grids) == (G16, G8)
     assert G16.grid(512, 320) == (20, 32) and G8.grid(512, 320) == (40, 64)
 
@@ -119,7 +120,7 @@ def test_hashes_match_manifest(pack):
             assert files[name] == digest, name
         lines = "".join(f"{n} {files[n]}\n" for n in sorted(files)).encode()
         h = pack.weights_hash(grid)
-        assert h == hashlib.sha256(lines).digest() == variant_hash(files) == bytes.fromhex(v["weights_hash"])
+        assert h == hashlib.sha256(lines).digest() == weights_hash(files) == bytes.fromhex(v["weights_hash"])
         assert len(h) == 32
         seen.add(h)
     assert len(seen) == 2
@@ -186,7 +187,7 @@ def test_bad_inputs(pack):
     with pytest.raises(ValueError, match="2-D"):
         pack.decode_keyframe(np.zeros(4, np.int64), G8, "", 0)
     with pytest.raises(PackError, match="no grid variant"):
-        pack.encode_keyframe(np.zeros((32, 32, 3), np.uint8), GridSpec("1/4", 4))
+        pack.encode_keyframe(np.zeros((32, 32, 3), np.uint8), GridSpec("1/4", 4, 256))
 
 
 def test_embed_shape_norm_determinism(pack):

@@ -1,5 +1,5 @@
-"""m3v-play: key handling (a pure state machine), the decode + timing loop on a fake clock and
-on the real one, the command line's errors, the terminal renderer, the SDL window under Xvfb
+"""m3v-play: key handling (a pure state machine), the decode + timing loop on a fake clock (and
+once on the real one, asserting what it did, not how long it took), the command line's errors, the terminal renderer, the SDL window under Xvfb
 (a screenshot compared with the decoded frame; keys sent with xdotool, the window read back
 with xwd) and the terminal mode under tmux.
 
@@ -31,17 +31,19 @@ from fake_pack import install, moving_square, write_video
 
 import m3cvc_format as m
 from m3cvc_codec import cli_play
-from m3cvc_codec.player import core
-from m3cvc_codec.player.core import (
+from m3cvc_codec.player import (
     Action,
     HeadlessOutput,
     Player,
     PlayerState,
+    PrefetchSource,
     Timeline,
+    View,
     action_for_key,
     apply_action,
     clip_at,
     fit_rect,
+    open_source,
     scale_frame,
 )
 from m3cvc_codec.player.terminal import TerminalOutput, parse_keys, render_halfblock
@@ -106,12 +108,12 @@ def stream(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def decoded(stream) -> list[np.ndarray]:
     """Every frame of the stream, decoded through m3cvc_format.open."""
-    from m3cvc_codec.frame_decoder import PackFrameDecoder
+    from m3cvc_codec.clip_decoder import ClipDecoder
 
     with pytest.MonkeyPatch.context() as mp:
         install(mp)
         with m.Reader(stream) as r:
-            decoder = PackFrameDecoder(r.header)
+            decoder = ClipDecoder(r.header)
         with m.open(stream, frame_decoder=decoder) as c:
             return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
@@ -327,19 +329,47 @@ def test_keep_open_pauses_on_the_last_frame():
 # --------------------------------------------------------------------------- the loop, real clock
 
 
-def test_headless_cli_plays_every_frame_at_speed_one(stream, fake_pack, capsys):
-    code = cli_play.main([str(stream), "--headless", "--frames", "16"])
+def test_headless_cli_plays_and_prints_one_summary_line(stream, fake_pack, capsys):
+    code = cli_play.main([str(stream), "--headless", "--frames", "16", "--start", "0.5"])
     out = capsys.readouterr().out
     assert code == 0, out
-    found = re.search(r"(\d+) frames shown, (\d+) dropped, ([\d.]+) s, ([\d.]+) fps", out)
+    found = re.search(r"^m3v-play: (\d+) frames shown, (\d+) dropped, ([\d.]+) s, ([\d.]+) fps", out)
     assert found, out
-    shown, dropped, wall, fps = int(found[1]), int(found[2]), float(found[3]), float(found[4])
-    assert (shown, dropped) == (16, 0)
-    assert 1.95 <= wall < 2.6 and fps == pytest.approx(8, rel=0.25)
+    shown, dropped = int(found[1]), int(found[2])
+    # the real clock: how many are dropped depends on the machine's load, not their sum
+    # (pacing itself is checked on the fake clock above)
+    assert shown + dropped == 16 and shown >= 1
     assert out.count("\n") == 1  # one line
 
 
-def test_headless_real_clock_slow_source_paces():
+def test_cli_pack_flags_reach_the_decoder(stream, fake_pack, tmp_path, capsys, monkeypatch):
+    import m3cvc_codec.packs as registry
+
+    calls = []
+    load = registry.load_pack
+
+    def recording_load_pack(pack_id, config=None, options=None, **kw):
+        calls.append((pack_id, config, options))
+        return load(pack_id, config, options, **kw)
+
+    monkeypatch.setattr(registry, "load_pack", recording_load_pack)
+    config = tmp_path / "pack.json"
+    argv = [str(stream), "--headless", "--frames", "1", "--no-prefetch"]
+    flags = ["--pack-config", str(config), "--models", str(tmp_path), "--device", "cuda:1"]
+    assert cli_play.main(argv + flags) == 0, capsys.readouterr().err
+    assert calls, "the pack was never loaded"
+    pack_id, given, options = calls[-1]
+    assert pack_id == "test.fake" and str(given) == str(config)
+    assert options.device == "cuda:1" and str(options.models_dir) == str(tmp_path)
+    # --pack refuses a stream coded with another pack, before any decoding
+    calls.clear()
+    assert cli_play.main([*argv, "--pack", "lite"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'test.fake'" in err and "'lite'" in err
+    assert not calls
+
+
+def test_headless_real_clock_slow_source_drops_in_order():
     class Slow:
         fps, frame_count, width, height, clip_starts = Fraction(30), 30, 8, 8, (0, 10, 20)
 
@@ -353,15 +383,16 @@ def test_headless_real_clock_slow_source_paces():
         def close(self):
             pass
 
-    stats = Player(Slow(), HeadlessOutput()).run()
+    out = HeadlessOutput()
+    stats = Player(Slow(), out).run()  # time.monotonic and time.sleep
+    # every decode takes 1.5 frame periods or more, however loaded the machine: frames are dropped
     assert stats.shown + stats.dropped == 30
-    assert stats.dropped >= 5
-    assert 0.95 <= stats.wall < 1.6
-    assert stats.late_mean < 1 / 30
+    assert stats.dropped > 0 and stats.shown == len(out.shown) >= 1
+    assert out.shown == sorted(set(out.shown)) and out.shown[0] == 0
 
 
 def test_m3v_source_seeks_to_clip_starts_and_decodes_forward(stream, decoded, fake_pack):
-    source = core.open_source(stream)
+    source = open_source(stream)
     try:
         assert source.clip_starts == STARTS and source.frame_count == FRAMES and source.fps == 8
         for n in (0, 1, 2, 13, 12, 20, 31, 8):  # forward, backward, across clips
@@ -391,7 +422,7 @@ def test_prefetch_source_decodes_ahead_in_order_and_repositions():
             self.closed = True
 
     inner = Counting()
-    source = core.PrefetchSource(inner, ahead=5, start=2)
+    source = PrefetchSource(inner, ahead=5, start=2)
     try:
         for n in [2, 3, 4, 5, 7, 9, 4, 25, 26, 11]:
             assert int(source.frame(n)[0, 0, 0]) == n
@@ -497,7 +528,7 @@ def test_terminal_output_hides_and_restores_the_cursor():
     out = io.StringIO()
     term = TerminalOutput("x", stdin=io.StringIO(), stdout=out, size=(80, 12))
     term.start()
-    view = core.View(
+    view = View(
         frame=3,
         frame_count=10,
         clip=1,

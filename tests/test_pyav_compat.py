@@ -1,6 +1,6 @@
 """One script written against PyAV's API (tests/pyav_api_script.py) runs unchanged on a real
 .mp4 through ``av.open`` and on an .m3v through ``m3cvc_format.open``; plus the codec's frame
-decoder (m3cvc_codec.frame_decoder.PackFrameDecoder) against m3cvc_codec.decode."""
+decoder (m3cvc_codec.clip_decoder.ClipDecoder) against m3cvc_codec.decode."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pyav_api_script import exercise
 
 import m3cvc_format as m
 from m3cvc_codec import PackError, decode, encode
-from m3cvc_codec.frame_decoder import PackFrameDecoder
+from m3cvc_codec.clip_decoder import ClipDecoder
 from m3cvc_format import framedecoders
 
 SOURCE_FRAMES = 60  # 2 s of the 30 fps source
@@ -67,7 +67,7 @@ def pack_decoder(monkeypatch):
     """The fake pack installed, and the codec's frame decoder registered for it (the pyproject
     entry point registers it for ``lite``)."""
     pack = install(monkeypatch)
-    monkeypatch.setitem(framedecoders._registered, "test.fake", PackFrameDecoder)
+    monkeypatch.setitem(framedecoders._registered, "test.fake", ClipDecoder)
     return pack
 
 
@@ -108,9 +108,9 @@ def test_pack_frame_decoder_checks_the_pack(m3v, monkeypatch):
         header = r.header
     install(monkeypatch, {"test.fake": FakePack("test.fake", salt=b"other weights")})
     with pytest.raises(PackError, match="weights"):
-        PackFrameDecoder(header)
-    monkeypatch.setitem(framedecoders._registered, "test.fake", PackFrameDecoder)
+        ClipDecoder(header)
+    monkeypatch.setitem(framedecoders._registered, "test.fake", ClipDecoder)
     with m.open(m3v) as c, pytest.raises(PackError, match="weights"):
         next(c.decode())  # the stream opens; frames are refused
     with pytest.raises(PackError, match="not installed"):
-        PackFrameDecoder(m.Header(width=176, height=144, fps=8, grid_h=9, grid_w=11, pack_id="org.example.missing"))
+        ClipDecoder(m.Header(width=176, height=144, fps=8, grid_h=9, grid_w=11, pack_id="org.example.missing"))

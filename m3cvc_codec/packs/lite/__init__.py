@@ -3,42 +3,47 @@
 Per grid variant ("1/16" and "1/8") an ONNX encoder maps a frame to continuous latents
 (d = 16 channels at 1/ds of the frame size), each latent vector becomes the index of its nearest
 codeword (Euclidean, 256 codewords) in numpy, and an ONNX decoder maps the looked-up codewords
-back to a frame.  Inference uses onnxruntime and numpy only: importing this module or using the
-pack never imports torch.  Training, export and the measured quality: tools/train_lite.py and
-docs/lite-pack.md.
+back to a frame.  Clips are reconstructed by DIS-flow warping between decoded keyframes
+(:mod:`.reconstruct`); motion is scored by DIS flow on small grey frames (:mod:`.motion`).
+Inference uses onnxruntime, OpenCV and numpy only, on the CPU: importing this module or using
+the pack never imports torch.  Training, export and the measured quality: tools/train_lite.py
+and docs/lite-pack.md.
 
-Weights live in ``weights/<dir>/`` (``encoder.onnx``, ``decoder.onnx``, ``codebook.npy``,
-``prior.npy``) with ``weights/manifest.json`` giving each file's SHA-256.  The weights hash of a
-variant (written into stream headers) is the SHA-256 of the UTF-8 text made of one line
-``"<name> <sha256 hex>\\n"`` per file of the variant, sorted by name, where ``name`` is the path
-relative to the weights folder (e.g. ``ds16/decoder.onnx``).
+Configuration: the pack's config is its weights manifest, ``weights/manifest.json`` (a format-1
+manifest, :mod:`m3cvc_codec.packs.config`), naming the files of each variant in ``weights/<dir>/``
+(``encoder.onnx``, ``decoder.onnx``, ``codebook.npy``, ``prior.npy``) with their SHA-256.  The
+weights hash of a variant (written into stream headers) is
+:func:`m3cvc_codec.packs.config.weights_hash` over those files: the SHA-256 of the UTF-8 text
+made of one line ``"<name> <sha256 hex>\\n"`` per file, sorted by name, where ``name`` is the
+path relative to the weights folder (e.g. ``ds16/decoder.onnx``).  Another weights folder (its
+``manifest.json``) is another config: ``load_pack("lite", "path/to/weights")``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from ..base import GridSpec, PackError
+from ..base import GridSpec, Pack, PackError
+from ..config import PackConfig, RuntimeOptions
+from . import motion as _motion
+from .reconstruct import interpolate_clip, predict_clip
 
-__all__ = ["EMBED_SIZE", "LitePack", "variant_hash"]
+__all__ = ["EMBED_SIZE", "LitePack"]
 
 #: embed() runs the 1/16 encoder on every frame area-resized to this size (width, height).
 EMBED_SIZE = (128, 80)
 _THREADS = 2
 
 
-def variant_hash(files: dict[str, str]) -> bytes:
-    """Weights hash of a variant from its ``{name: sha256 hex}`` files (see the module doc)."""
-    text = "".join(f"{name} {files[name]}\n" for name in sorted(files))
-    return hashlib.sha256(text.encode("utf-8")).digest()
+def _shipped_weights() -> Path:
+    return Path(str(resources.files(__name__).joinpath("weights")))
 
 
 def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
@@ -50,52 +55,76 @@ def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
     return (overlap / overlap.sum(1, keepdims=True)).astype(np.float32)
 
 
-class LitePack:
-    """The CPU ``lite`` pack (see the module doc).  ``weights_dir`` overrides the shipped
-    weights (a folder with ``manifest.json``); ``verify`` checks each file's SHA-256 against the
-    manifest when it is first loaded."""
+class LitePack(Pack):
+    """The CPU ``lite`` pack (see the module doc).  ``config``: a :class:`PackConfig`, or a
+    weights folder / manifest file (default: the shipped weights); ``options`` must say
+    device ``"cpu"``.  ``verify`` checks each file's SHA-256 against the config when it is
+    first loaded."""
 
     pack_id = "lite"
-    vocab_size = 256
-    grids: Sequence[GridSpec] = (GridSpec("1/16", 16), GridSpec("1/8", 8))
+    grids: Sequence[GridSpec] = (GridSpec("1/16", 16, 256), GridSpec("1/8", 8, 256))
 
-    def __init__(self, weights_dir: str | Path | None = None, *, verify: bool = True):
-        if weights_dir is None:
-            self._root = resources.files(__name__).joinpath("weights")
-        else:
-            self._root = Path(weights_dir)
+    def __init__(
+        self,
+        config: PackConfig | str | Path | None = None,
+        options: RuntimeOptions | None = None,
+        *,
+        weights_dir: str | Path | None = None,
+        verify: bool = True,
+    ):
+        if weights_dir is not None:
+            if config is not None:
+                raise TypeError("LitePack: give config or weights_dir, not both")
+            config = weights_dir
+        if isinstance(config, (str, Path)):
+            config = PackConfig.from_file(config)
+        super().__init__(config, options)
+        opts = self.options
+        if opts.device != "cpu":
+            raise PackError(
+                f"lite pack runs on the CPU only (onnxruntime's CPU provider), not on device {opts.device!r}"
+            )
+        if opts.dtype not in (None, "float32"):
+            raise PackError(f"lite pack computes in float32, not {opts.dtype}")
+        self._root = self.config.root if self.config.root is not None else Path()
         self._verify = verify
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], object] = {}
         self._area: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-        try:
-            self._manifest = json.loads(self._root.joinpath("manifest.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise PackError(f"lite pack: cannot read its weights manifest in {self._root}: {exc}") from exc
-        self._variants = self._manifest.get("variants", {})
+        self._local = threading.local()  # one DIS flow object per thread (motion)
+        variants = self.config.settings.get("variants")
+        if not hasattr(variants, "get"):
+            raise PackError(f"lite pack: its config in {self._root} has no weights variants")
+        self._variants = variants
+
+    @classmethod
+    def default_config(cls) -> PackConfig:
+        """The shipped weights: ``weights/manifest.json`` beside this module."""
+        return PackConfig.from_file(_shipped_weights() / "manifest.json")
 
     # -- weights -------------------------------------------------------------------------
 
-    def _variant(self, grid: GridSpec | str) -> dict:
+    def _variant(self, grid: GridSpec | str):
         name = grid if isinstance(grid, str) else grid.name
         spec = next((g for g in self.grids if g.name == name), None)
-        if spec is None or (not isinstance(grid, str) and grid.downsample != spec.downsample):
-            have = ", ".join(f"{g.name} (downsample {g.downsample})" for g in self.grids)
+        if spec is None or (not isinstance(grid, str) and grid != spec):
+            have = ", ".join(f"{g.name} (downsample {g.downsample}, vocabulary {g.vocab_size})" for g in self.grids)
             raise PackError(f"lite pack has no grid variant {grid!r} (it has {have})")
         v = self._variants.get(name)
         if v is None:
             raise PackError(f"lite pack: no weights for grid {name} in {self._root}")
         return v
 
-    def _read(self, v: dict, fname: str) -> bytes:
+    def _read(self, v, fname: str) -> bytes:
         rel = f"{v['dir']}/{fname}"
         try:
             data = self._root.joinpath(v["dir"], fname).read_bytes()
         except OSError as exc:
             raise PackError(f"lite pack: weights file {rel} is missing: {exc}") from exc
-        want = v["files"].get(rel)
+        component = self.config.components.get(rel)
+        want = component.sha256 if component is not None else None
         if self._verify and hashlib.sha256(data).hexdigest() != want:
-            raise PackError(f"lite pack: weights file {rel} does not match its SHA-256 in manifest.json")
+            raise PackError(f"lite pack: weights file {rel} in {self._root} does not match its SHA-256 in the config")
         return data
 
     def _get(self, grid, what: str):
@@ -122,8 +151,9 @@ class LitePack:
                     arr = np.load(io.BytesIO(self._read(v, f"{what}.npy")), allow_pickle=False)
                     if what == "codebook":
                         arr = np.ascontiguousarray(arr, dtype=np.float32)
-                        if arr.shape[0] != self.vocab_size:
-                            raise PackError(f"lite pack: codebook has {arr.shape[0]} entries, not {self.vocab_size}")
+                        vocab = self._variant_grid(grid).vocab_size
+                        if arr.shape[0] != vocab:
+                            raise PackError(f"lite pack: codebook has {arr.shape[0]} entries, not {vocab}")
                         obj = (arr, (arr * arr).sum(1))
                     else:
                         obj = [int(c) for c in arr]
@@ -131,7 +161,8 @@ class LitePack:
         return obj
 
     def weights_hash(self, grid: GridSpec) -> bytes:
-        return variant_hash(self._variant(grid)["files"])
+        self._variant(grid)
+        return super().weights_hash(grid)
 
     def prior(self, grid: GridSpec) -> Sequence[int]:
         return list(self._get(grid, "prior"))
@@ -188,10 +219,10 @@ class LitePack:
         best = partial.argmin(1)
         dist = partial + norm
         ref = np.asarray(reference, dtype=np.int64).reshape(-1)
-        if ref.size != best.size or ref.min(initial=0) < 0 or ref.max(initial=0) >= self.vocab_size:
+        vocab = self._variant_grid(grid).vocab_size
+        if ref.size != best.size or ref.min(initial=0) < 0 or ref.max(initial=0) >= vocab:
             raise ValueError(
-                f"lite pack: reference map of {ref.size} cells for a {shape[0]}x{shape[1]} grid, "
-                f"indices below {self.vocab_size}"
+                f"lite pack: reference map of {ref.size} cells for a {shape[0]}x{shape[1]} grid, indices below {vocab}"
             )
         rows = np.arange(best.size)
         keep = dist[rows, ref] <= dist[rows, best] * np.float32(1 + tolerance)
@@ -203,8 +234,9 @@ class LitePack:
         idx = np.asarray(indices)
         if idx.ndim != 2 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
             raise ValueError(f"lite pack: an index map is a non-empty 2-D integer array, got {idx.dtype} {idx.shape}")
-        if idx.min() < 0 or idx.max() >= self.vocab_size:
-            raise ValueError(f"lite pack: index outside the vocabulary 0..{self.vocab_size - 1}")
+        vocab = self._variant_grid(grid).vocab_size
+        if idx.min() < 0 or idx.max() >= vocab:
+            raise ValueError(f"lite pack: index outside the vocabulary 0..{vocab - 1}")
         code, _ = self._get(grid, "codebook")
         zq = np.ascontiguousarray(code[idx.astype(np.int64)].transpose(2, 0, 1)[None])
         (y,) = self._get(grid, "decoder").run(None, {"latents": zq})
@@ -266,3 +298,29 @@ class LitePack:
         if not out:
             return np.zeros((0, 5 * 128), np.float32)
         return np.concatenate(out).astype(np.float32)
+
+    # -- clips ---------------------------------------------------------------------------
+
+    def reconstruct_clip(
+        self, first: np.ndarray, last: np.ndarray | None, clip_text: str, frame_count: int, seed: int
+    ) -> Iterable[np.ndarray]:
+        """DIS-flow interpolation from ``first`` towards ``last``, or ``first`` held when
+        ``last`` is None (:mod:`.reconstruct`).  ``clip_text`` and ``seed`` are ignored: the
+        lite reconstruction is deterministic."""
+        if last is None:
+            return predict_clip(first, frame_count)
+        return interpolate_clip(first, last, frame_count)
+
+    # -- motion --------------------------------------------------------------------------
+
+    def motion_features(self, frames: np.ndarray) -> list[np.ndarray]:
+        """Small grey copies (longer side at most 160 px) that know their scale (:mod:`.motion`)."""
+        return _motion.motion_features(frames)
+
+    def motion(self, before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> np.ndarray:
+        """Mean DIS flow magnitude (preset fast) from ``before[i]`` to ``after[i]``, in frame
+        pixels; mean absolute difference / 255 where a side is under 16 (:mod:`.motion`)."""
+        dis = getattr(self._local, "dis", None)
+        if dis is None:
+            dis = self._local.dis = _motion._dis()
+        return _motion.motion(before, after, dis)

@@ -1,4 +1,5 @@
-"""Clip reconstruction from decoded keyframes (the pack-independent part of section II-D).
+"""The lite pack's clip reconstruction from decoded keyframes (section II-D without a video
+model): :meth:`LitePack.reconstruct_clip <m3cvc_codec.packs.lite.LitePack.reconstruct_clip>`.
 
 **Interpolation** (clip k of m frames, keyframes K0 = clip k's, K1 = clip k+1's): DIS optical
 flow (preset medium; at half size for frames of 320 lines or more, scaled back) is estimated on
@@ -11,8 +12,8 @@ F10 (K1 -> K0). Frame t (0 <= t < m), with a = t / m, is
 edges replicated). Frame 0 is K0 itself; frame m would be K1, the next clip's first frame.
 
 **Prediction** (the last clip, or any clip whose mode says so): the keyframe is held for the
-clip's frames. The generative packs replace this with a video model; holding is the stable,
-artefact-free choice for the pipeline.
+clip's frames. A generative pack replaces both with a video model; holding is the stable,
+artefact-free choice without one.
 
 Both functions yield frames one at a time (RGB uint8, the keyframes' size).
 """
