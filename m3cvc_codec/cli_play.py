@@ -10,13 +10,17 @@ import threading
 import time
 from collections.abc import Sequence
 
+from m3cvc_format.cli import run
+
+from .cli_pack import add_pack_arguments, runtime_options
+
 PROG = "m3v-play"
 
 KEYS_HELP = """keys: space pause/resume, left/right previous/next clip, ',' / '.' one frame back/forward
 (pauses), f fullscreen (window), t clip number and description, q or Esc quit"""
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Play an .m3v stream at its frame rate.",
@@ -45,73 +49,45 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="decode each frame when it is due instead of in a thread one second ahead",
     )
+    add_pack_arguments(
+        p, pack_default=None, pack_help="refuse a stream coded with another pack (default: the pack the stream names)"
+    )
     p.add_argument("--screenshot", metavar="PATH", help=argparse.SUPPRESS)  # tests: save the window at the end
     return p
 
 
-def _usage(parser: argparse.ArgumentParser, message: str) -> int:
-    parser.print_usage(sys.stderr)
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return 2
-
-
-def _error(name: str, err: BaseException) -> int:
-    from ._cli import error_text
-
-    text = error_text(err)
-    where = "" if isinstance(err, OSError) and getattr(err, "filename", None) else f"{name}: "
-    print(f"{PROG}: {where}{text}", file=sys.stderr)
-    return 1
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage errors argparse cannot see (``parser.error``: exit status 2)."""
+    if not (math.isfinite(args.speed) and args.speed > 0):
+        parser.error("--speed must be a positive number")
+    if not (math.isfinite(args.start) and args.start >= 0):
+        parser.error("--start must be a time in seconds, 0 or more")
+    if args.frames is not None and args.frames < 1:
+        parser.error("--frames must be 1 or more")
+    if args.scale is not None and not (math.isfinite(args.scale) and args.scale > 0):
+        parser.error("--scale must be a positive number")
+    if args.screenshot and (args.terminal or args.headless):
+        parser.error("--screenshot needs the window (not --terminal or --headless)")
+    if args.input == "-":
+        parser.error("FILE must be a file: the player seeks (save a piped stream first)")
 
 
 def _terminate(signum, frame):  # SIGTERM / SIGHUP: unwind, so the terminal is restored
     raise SystemExit(128 + signum)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(argv)[0]
-
-
-def run(argv: Sequence[str] | None = None):
-    """``main``'s work: ``(exit status, Stats or None)`` (benchmarks read the counts)."""
-    parser = _parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return (int(exc.code or 0) if not isinstance(exc.code, str) else 2), None
-    if not (math.isfinite(args.speed) and args.speed > 0):
-        return _usage(parser, "--speed must be a positive number"), None
-    if not (math.isfinite(args.start) and args.start >= 0):
-        return _usage(parser, "--start must be a time in seconds, 0 or more"), None
-    if args.frames is not None and args.frames < 1:
-        return _usage(parser, "--frames must be 1 or more"), None
-    if args.scale is not None and not (math.isfinite(args.scale) and args.scale > 0):
-        return _usage(parser, "--scale must be a positive number"), None
-    if args.screenshot and (args.terminal or args.headless):
-        return _usage(parser, "--screenshot needs the window (not --terminal or --headless)"), None
-    if args.input == "-":
-        return _usage(parser, "FILE must be a file: the player seeks (save a piped stream first)"), None
-
-    from .player.core import HeadlessOutput, Player, PlayerError, PrefetchSource, open_source
+def play(args: argparse.Namespace):
+    """Play ``args.input`` as the parsed arguments say; returns ``(Stats, output)``.  Errors
+    (OSError, M3VError, PackError, PlayerError) propagate; the stream is closed either way."""
+    from .player import HeadlessOutput, Player, PlayerError, PrefetchSource, open_source
 
     name = args.input
-    output = None
     if not (args.terminal or args.headless):
         from .player.sdl import import_pygame
 
-        try:
-            import_pygame()  # before any work: say at once that the window cannot be had
-        except PlayerError as err:
-            print(f"{PROG}: {err}", file=sys.stderr)
-            return 1, None
+        import_pygame()  # before any work: say at once that the window cannot be had
     began = time.monotonic()
-    try:
-        source = open_source(args.input)
-    except (PlayerError, OSError, ValueError) as err:
-        return _error(name, err), None
-    except KeyboardInterrupt:
-        return 130, None
-
+    source = open_source(args.input, pack=args.pack, pack_config=args.pack_config, options=runtime_options(args))
     old_handlers = {}
     try:
         start = math.floor(args.start * source.fps + 1e-9)
@@ -153,24 +129,37 @@ def run(argv: Sequence[str] | None = None):
         stats = player.run()
         stats.startup += prepared
         stats.wall += prepared
-    except (PlayerError, OSError, ValueError) as err:
-        return _error(name, err), None
-    except KeyboardInterrupt:
-        return 130, None
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
         source.close()
+    return stats, output
 
-    if args.headless:
-        print(f"{PROG}: {stats.summary()}")
-    if args.screenshot:
-        shot = getattr(output, "screenshot_frame", None)
-        if shot is None:
-            print(f"{PROG}: no frame was shown, no screenshot saved", file=sys.stderr)
-            return 1, None
-        print(f"{PROG}: screenshot of frame {shot} -> {args.screenshot}")
-    return 0, stats
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from .packs import PackError
+    from .player import PlayerError
+
+    return (PackError, PlayerError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+
+    def body(args: argparse.Namespace) -> int:
+        check_arguments(parser, args)
+        stats, output = play(args)
+        if args.headless:
+            print(f"{PROG}: {stats.summary()}")
+        if args.screenshot:
+            shot = getattr(output, "screenshot_frame", None)
+            if shot is None:
+                print(f"{PROG}: no frame was shown, no screenshot saved", file=sys.stderr)
+                return 1
+            print(f"{PROG}: screenshot of frame {shot} -> {args.screenshot}")
+        return 0
+
+    return run(PROG, parser, body, argv, known=_known_errors())
 
 
 if __name__ == "__main__":  # pragma: no cover

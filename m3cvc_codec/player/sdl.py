@@ -1,6 +1,6 @@
 """SDL window output through pygame (the optional ``play`` extra: ``pip install m3cvc[play]``).
 
-The frame is scaled with :func:`.core.scale_frame` into the largest rectangle of its aspect
+The frame is scaled with :func:`.output.scale_frame` into the largest rectangle of its aspect
 ratio that fits the window (black bars elsewhere); the window is resizable, ``f`` toggles
 fullscreen, and ``t`` draws the clip number and description on a translucent band at the
 bottom.  The title shows the file and the clip.  ``screenshot`` saves the window's surface
@@ -13,7 +13,8 @@ import os
 import time
 from pathlib import Path
 
-from .core import PlayerError, View, fit_rect, scale_frame
+from .output import View, fit_rect, scale_frame
+from .state import PlayerError
 
 __all__ = ["SDLOutput", "default_scale", "import_pygame", "wrap_text"]
 

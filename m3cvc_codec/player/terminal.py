@@ -16,7 +16,7 @@ import shutil
 import sys
 import time
 
-from .core import View, fit_rect, scale_frame
+from .output import View, fit_rect, scale_frame
 
 __all__ = ["UPPER_HALF", "TerminalOutput", "parse_keys", "render_halfblock"]
 
@@ -218,7 +218,11 @@ class TerminalOutput:
         return parse_keys(data)
 
     def _check_resize(self) -> list[str]:
-        if self._frame is not None and self._view is not None and self._size is None:
-            if self._terminal_size() != self._drawn_size:
-                self.show(None, self._view)
+        if (
+            self._frame is not None
+            and self._view is not None
+            and self._size is None
+            and self._terminal_size() != self._drawn_size
+        ):
+            self.show(None, self._view)
         return []

@@ -8,7 +8,7 @@ pack at the default 512x320, once at 8 fps and once at 30 fps; if ``load_pack("l
 the fake pack of tests/fake_pack.py stands in (the report says so: its frames cost almost
 nothing to decode, so its figures say little about a real pack).  For each stream:
 
-- the decode cost flat out (every frame in order through ``m3cvc_format.open``, as the player
+- the decode cost flat out (every frame in order through ``m3cvc_format.FrameSource``, as the player
   reads them): frames per second, and the per-frame time (mean, 95th percentile, maximum: a
   clip's first frame decodes its keyframes);
 - ``m3v-play FILE --headless`` at speed 1, with its decode thread (the default) and with
@@ -44,7 +44,7 @@ def choose_pack() -> tuple[str, str]:
 
 
 def decode_cost(path: Path) -> dict:
-    from m3cvc_codec.player.core import open_source
+    from m3cvc_codec.player import open_source
 
     source = open_source(path)
     try:
@@ -68,16 +68,14 @@ def decode_cost(path: Path) -> dict:
 
 
 def play(path: Path, *options: str):
-    """``m3v-play PATH --headless OPTIONS`` in this process (so that a stand-in pack works)."""
-    import contextlib
-    import io
-
+    """``m3v-play PATH --headless OPTIONS`` in this process (so that a stand-in pack works): the
+    command's own parser and play loop; returns its Stats."""
     from m3cvc_codec import cli_play
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        code, stats = cli_play.run([str(path), "--headless", *options])
-    if code != 0:
-        raise SystemExit(f"m3v-play {path} --headless {' '.join(options)} failed with status {code}")
+    parser = cli_play.build_parser()
+    args = parser.parse_args([str(path), "--headless", *options])
+    cli_play.check_arguments(parser, args)
+    stats, _output = cli_play.play(args)
     return stats
 
 
@@ -159,7 +157,7 @@ def main(argv=None) -> int:
         f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}). Video: "
         f"`{args.video.name}`{f' (first {args.seconds:g} s)' if args.seconds else ''}, coded at the default "
         f"512x320 with {pack_note}, once at 8 fps and once at 30 fps. Decoding goes through "
-        "`m3cvc_format.open` (seek to the clip start, decode forward), as `m3v-play` does; the play is "
+        "`m3cvc_format.FrameSource` with the codec's clip decoder (each frame decoded forward from its clip's start), as `m3v-play` does; the play is "
         "`m3v-play FILE --headless` at speed 1 (the same loop, no output).",
         "",
         "| stream | frames | clips | decode flat out | per frame: mean / p95 / max | player | shown | dropped | wall (first frame after) | effective fps | lateness: mean / max |",
