@@ -15,7 +15,7 @@ same pack; a different config or different options never do.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -64,9 +64,10 @@ class PackCache:
                 pack = self._packs[key] = build()
             return pack
 
-    def keys(self) -> list[CacheKey]:
+    def __iter__(self) -> Iterator[CacheKey]:
+        """The keys of the packs held (a snapshot)."""
         with self._lock:
-            return list(self._packs)
+            return iter(list(self._packs))
 
     def clear(self) -> None:
         with self._lock:
