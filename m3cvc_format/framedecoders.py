@@ -7,7 +7,7 @@ reconstruct frames for a pack registers a *factory* under the pack's id in the e
 group ``m3cvc.frame_decoders``::
 
     [project.entry-points."m3cvc.frame_decoders"]
-    lite = "m3cvc_codec.frame_decoder:PackFrameDecoder"
+    lite = "m3cvc_codec.clip_decoder:ClipDecoder"
 
 A factory is called with the stream's :class:`~m3cvc_format.Header` and returns a
 :class:`FrameDecoder`; it raises (a ``ValueError``) when it cannot decode that stream, for
