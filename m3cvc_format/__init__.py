@@ -41,6 +41,8 @@ _EXPORTS = {
     # frames: a PyAV-compatible container, the clip-level frame source, frame decoders
     "open": "container",
     "FrameSource": "framesource",
+    "open_source": "opener",
+    "FollowFile": "follow",
     "available_frame_decoders": "framedecoders",
     "DecoderNotFoundError": "framedecoders",
     # values

@@ -135,7 +135,7 @@ def test_entry_points_are_found_by_pack_id(monkeypatch):
     monkeypatch.setattr(framedecoders, "_entry_points", lambda: [ep])
     assert framedecoders.find_frame_decoder("org.example.pack") is ContainerFormat
     assert "org.example.pack" in m.available_frame_decoders()
-    with pytest.raises(m.DecoderNotFoundError, match="org.example.pack"):
+    with pytest.raises(m.DecoderNotFoundError, match=r"org\.example\.pack"):
         framedecoders.find_frame_decoder("org.example.other")
     framedecoders.register("org.example.other", CountingDecoder)
     try:
@@ -595,3 +595,46 @@ def _tiny_mp4(tmp_path):
         for p in s.encode():
             out.mux(p)
     return str(path)
+
+
+def test_a_ready_decoder_object_is_used_as_given(tmp_path):
+    """m3cvc_format.open(frame_decoder=...) and FrameSource.open(decoder=...) take a decoder
+    already built (the codec builds one with a pack configuration): no registry lookup, and it
+    decodes every clip."""
+    data, clips = build(4)
+    path = tmp_path / "a.m3v"
+    path.write_bytes(data)
+    assert PACK not in m.available_frame_decoders()  # nothing registered: only the object can decode
+    with m.Reader(data) as r:
+        ready = CountingDecoder(r.header)
+    with m.open(path, frame_decoder=ready) as c:
+        assert pixels(c.decode()) == expected(clips)
+    assert sorted(set(ready.keyframes)) == list(range(4))
+    ready2 = CountingDecoder(ready.header)
+    with FrameSource.open(data, decoder=ready2) as src:
+        assert src.decoder is ready2
+        assert [tuple(int(v) for v in f[0, 0]) for _, f in src.frames()] == expected(clips)
+
+
+@pytest.mark.parametrize("cache_size", [0, 8])
+def test_dependent_clips_decode_in_any_order_through_the_one_walk(cache_size):
+    """TEMPORAL clips reached by random access, backwards and in a pipe decode to the maps the
+    sequential walk gives (the FrameSource uses the reader's reference-chain walk)."""
+    clips = clip_list(9)
+    header = make_header(pack_id=PACK)
+    rng = np.random.default_rng(11)
+    for prev, clip in zip(clips, clips[1:]):  # maps that change a little: coded against the last one
+        cells = rng.random(prev.index_map.shape) < 0.1
+        clip.index_map = np.where(cells, rng.integers(0, header.vocab_size, cells.shape), prev.index_map)
+    buf = io.BytesIO()
+    m.write(buf, header, clips, refresh=4)
+    data = buf.getvalue()
+    with m.Reader(data) as r:
+        assert sum(r.clip(k).dependent for k in range(9)) >= 4
+        want = {c.index: c.index_map for c in r.decoded_clips()}
+    with FrameSource(m.Reader(data), decoder=object(), cache_size=cache_size) as src:
+        for k in (8, 3, 7, 0, 5, 5):
+            assert (src.clip(k).index_map == want[k]).all()
+    with FrameSource.open(Pipe(data, step=50), decoder=object(), cache_size=cache_size) as src:
+        for k in (1, 4, 8):
+            assert (src.clip(k).index_map == want[k]).all()

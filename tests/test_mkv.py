@@ -17,7 +17,7 @@ from conftest import VECTORS, make_header, make_stream
 from fake_pack import install, moving_square, write_video
 
 import m3cvc_format as m
-from m3cvc_format import cli_demux, cli_mux, mkv
+from m3cvc_format import cli_demux, cli_mux, ebml, mkv
 
 VALID = sorted(p for p in VECTORS.glob("*.m3v") if json.loads(p.with_suffix(".json").read_text())["valid"])
 
@@ -173,22 +173,22 @@ def _cue_targets(path) -> list[tuple[int, tuple[int, int, bool]]]:
     """(CueTime, (element id, track, key flag) of what CueClusterPosition + CueRelativePosition
     point at), read with the module's own EBML reader."""
     data = path.read_bytes()
-    f = mkv._File(io.BytesIO(data))
-    seg = mkv._header(f, data.index(b"\x18\x53\x80\x67"), len(data))
+    f = ebml.EBMLFile(io.BytesIO(data))
+    seg = ebml.read_header(f, data.index(b"\x18\x53\x80\x67"), len(data))
     out = []
-    for h in mkv._children(f, seg.data, seg.end, "Segment"):
-        if h.element_id != mkv.CUES:
+    for h in ebml.children(f, seg.data, seg.end, "Segment"):
+        if h.element_id != ebml.CUES:
             continue
-        for point in mkv._children(f, h.data, h.end, "Cues"):
-            kids = {c.element_id: c for c in mkv._children(f, point.data, point.end, "CuePoint")}
-            pos = kids[mkv.CUE_TRACK_POSITIONS]
-            tp = {c.element_id: mkv._uint_value(f, c) for c in mkv._children(f, pos.data, pos.end, "x")}
-            cluster = mkv._header(f, seg.data + tp[mkv.CUE_CLUSTER_POSITION], len(data))
-            assert cluster.element_id == mkv.CLUSTER
-            block = mkv._header(f, cluster.data + tp[mkv.CUE_RELATIVE_POSITION], cluster.end)
+        for point in ebml.children(f, h.data, h.end, "Cues"):
+            kids = {c.element_id: c for c in ebml.children(f, point.data, point.end, "CuePoint")}
+            pos = kids[ebml.CUE_TRACK_POSITIONS]
+            tp = {c.element_id: ebml.read_uint(f, c) for c in ebml.children(f, pos.data, pos.end, "x")}
+            cluster = ebml.read_header(f, seg.data + tp[ebml.CUE_CLUSTER_POSITION], len(data))
+            assert cluster.element_id == ebml.CLUSTER
+            block = ebml.read_header(f, cluster.data + tp[ebml.CUE_RELATIVE_POSITION], cluster.end)
             track = data[block.data] & 0x7F
             out.append(
-                (mkv._uint_value(f, kids[mkv.CUE_TIME]), (block.element_id, track, bool(data[block.data + 3] & 0x80)))
+                (ebml.read_uint(f, kids[ebml.CUE_TIME]), (block.element_id, track, bool(data[block.data + 3] & 0x80)))
             )
     return out
 
@@ -236,7 +236,7 @@ def test_odd_size_preview_and_bad_frames(tmp_path):
         mkv.mux(data, tmp_path / "bad.mkv", preview_frames=np.zeros((n, 47, 64, 3), np.uint8))
     with pytest.raises(ValueError, match="more frames"):
         mkv.mux(data, tmp_path / "bad.mkv", preview_frames=np.zeros((n + 1, 47, 63, 3), np.uint8))
-    with pytest.raises(ValueError, match="H.264"):
+    with pytest.raises(ValueError, match=r"H\.264"):
         mkv.mux(data, tmp_path / "bad.mkv", preview_frames=frames, preview_codec="libx265")
     assert not list(tmp_path.glob("bad*")) and not list(tmp_path.glob(".bad*"))
 

@@ -48,9 +48,11 @@ def test_reads_what_was_written():
 def test_path_pathlike_and_file_object(tmp_path):
     path = tmp_path / "s.m3v"
     path.write_bytes(STREAM)
-    for src in (str(path), path, open(path, "rb")):
-        with m.Reader(src) as r:
-            assert [c.index for c in r] == list(range(6))
+    with open(path, "rb") as file:
+        for src in (str(path), path, file):
+            with m.Reader(src) as r:
+                assert [c.index for c in r] == list(range(6))
+        assert not file.closed  # a file object the caller gave stays open
 
 
 def test_pipe_reads_sequentially_but_refuses_random_access():
