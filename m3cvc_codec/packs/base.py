@@ -52,10 +52,17 @@ class GridSpec:
 class Pack(abc.ABC):
     """The interface every pack implements (see the module documentation).
 
-    Subclasses set :attr:`pack_id` and :attr:`grids`, implement the abstract methods, and
-    call ``super().__init__(config, options)``.  Construct packs with
+    Subclasses set :attr:`pack_id` and :attr:`grids`, implement the abstract methods, accept
+    ``cls(config, options)`` and call ``super().__init__(config, options)``; a pack with
+    default weights overrides :meth:`default_config`.  Construct packs with
     :func:`m3cvc_codec.packs.load_pack`, which shares one instance per (pack id, config,
-    options) through an explicit cache."""
+    options) through an explicit cache.
+
+    A pack of large models loads them lazily (on first use), from
+    ``self.config.resolve(name, self.options.models_dir)`` (a local folder, or a model id for
+    ``from_pretrained`` with ``self.config.components[name].revision``), on
+    ``self.options.device`` in ``self.options.dtype``, offloading to the CPU when
+    ``self.options.cpu_offload``; it refuses options it cannot honour with a PackError."""
 
     #: Registered pack id written to the stream header (spec/m3v.md, "Packs").
     pack_id: ClassVar[str]
