@@ -1,14 +1,12 @@
 #!/usr/bin/env python3
 """Train, export and evaluate the ``lite`` pack's keyframe codec (docs/lite-pack.md).
 
-One small fully-convolutional VQ autoencoder per grid variant ("1/16": downsample 16,
-"1/8": downsample 8), vocabulary 256, codebook dimension 16, trained on CPU:
-
-    encoder -> post-encoder (1x1 convs to d, RMS-normalised) -> nearest codeword (Euclidean, 256 x d,
-    EMA updates + dead-code restarts) -> decoder (upsampling convnet) -> frame
-
-Loss: L1 + SSIM_WEIGHT * (1 - SSIM at two scales) + BETA * ||z - sg(z_q)||^2 (the commit loss;
-the codebook follows the encoder by EMA, so there is no codebook loss term).
+The models (one small fully-convolutional VQ autoencoder per grid variant), the losses and the
+export to ONNX live in :mod:`m3cvc_codec.packs.lite.training` (it imports torch; this script
+imports it only once the arguments are read, so ``--help`` and the data helpers work without
+torch).  This script is the command line: data, the training and fine-tuning loops, the
+manifest (weights hashes by the one rule, :func:`m3cvc_codec.packs.config.weights_hash`), the loss log and
+the evaluation through the pack.
 
 Data: frames of the training videos (centre-cropped to the 512:320 aspect, resized to 512x320,
 sampled at 8 fps, as the codec does) and the Kodak images (both resized to 512x320 and at their
@@ -53,22 +51,9 @@ VIDEO_EXTS = (".mp4", ".mkv", ".avi")
 FRAME_W, FRAME_H = 512, 320
 SAMPLE_FPS = 8.0
 
-VOCAB = 256
-CODE_DIM = 16
-#: Per variant: weights folder, downsample, encoder/decoder widths per scale 1/2, 1/4, ...
-VARIANTS = {
-    "1/16": {"dir": "ds16", "downsample": 16, "channels": (24, 48, 96, 128)},
-    "1/8": {"dir": "ds8", "downsample": 8, "channels": (24, 48, 128)},
-}
-BETA = 0.25  # commit-loss weight
-SSIM_WEIGHT = 0.2
-EMA_DECAY = 0.99
-#: Every RESTART_EVERY steps (in the first 90% of training), a code used less than
-#: DEAD_FRACTION of the mean use since the last check is restarted at a random encoder output.
-DEAD_FRACTION = 0.03
-RESTART_EVERY = 20
-
-WEIGHT_FILES = ("encoder.onnx", "decoder.onnx", "codebook.npy", "prior.npy")
+#: The variants (grids) of the lite pack, by name: the keys of
+#: m3cvc_codec.packs.lite.training.VARIANTS (which needs torch; a test checks they agree).
+VARIANT_NAMES = ("1/16", "1/8")
 
 
 # ---------------------------------------------------------------------------
@@ -177,275 +162,11 @@ class CropSampler:
 
 
 # ---------------------------------------------------------------------------
-# Model (torch is imported inside build_torch so that --help works without it)
-
-
-def build_torch():
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    def act():
-        return nn.LeakyReLU(0.2)
-
-    class ResBlock(nn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.c1 = nn.Conv2d(c, c, 3, padding=1)
-            self.c2 = nn.Conv2d(c, c, 3, padding=1)
-            self.a = act()
-            with torch.no_grad():
-                self.c2.weight.mul_(0.1)
-                self.c2.bias.zero_()
-
-        def forward(self, x):
-            return x + self.c2(self.a(self.c1(self.a(x))))
-
-    class Encoder(nn.Module):
-        """frame [0,1] N x 3 x H x W -> (h: N x d x H/ds x W/ds, features: N x C x H/ds x W/ds)."""
-
-        def __init__(self, channels, d):
-            super().__init__()
-            layers = [nn.PixelUnshuffle(2), nn.Conv2d(12, channels[0], 3, padding=1), act()]
-            for cin, cout in itertools.pairwise(channels):
-                layers += [nn.Conv2d(cin, cout, 4, stride=2, padding=1), ResBlock(cout)]
-            layers += [ResBlock(channels[-1])]
-            self.body = nn.Sequential(*layers)
-            self.post = nn.Sequential(
-                act(), nn.Conv2d(channels[-1], channels[-1], 1), act(), nn.Conv2d(channels[-1], d, 1)
-            )
-
-        def forward(self, x):
-            f = self.body(x * 2 - 1)
-            h = self.post(f)
-            # RMS-normalise each latent vector (no parameters): fixes the latents' scale, so the
-            # commit loss cannot be lowered by shrinking or blown up by growing them
-            return h * torch.rsqrt(h.pow(2).mean(1, keepdim=True) + 1e-6), f
-
-    class Decoder(nn.Module):
-        """quantised latents N x d x h x w -> frame N x 3 x h*ds x w*ds (about [0,1])."""
-
-        def __init__(self, channels, d):
-            super().__init__()
-            c = channels[-1]
-            layers = [nn.Conv2d(d, c, 3, padding=1), ResBlock(c), ResBlock(c)]
-            for i, (cin, cout) in enumerate(itertools.pairwise(channels[::-1])):
-                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, padding=1)]
-                # no residual block at 1/2 scale: it would cost as much as the rest of the decoder
-                layers += [ResBlock(cout)] if i < len(channels) - 2 else [act()]
-            layers += [act(), nn.Conv2d(channels[0], 12, 3, padding=1), nn.PixelShuffle(2)]
-            self.body = nn.Sequential(*layers)
-
-        def forward(self, zq):
-            return self.body(zq) + 0.5
-
-    class EMAQuantizer(nn.Module):
-        """Nearest codeword (Euclidean) with EMA codebook updates and dead-code restarts."""
-
-        def __init__(self, k, d, decay=EMA_DECAY, eps=1e-5):
-            super().__init__()
-            self.k, self.d, self.decay, self.eps = k, d, decay, eps
-            self.register_buffer("embed", torch.zeros(k, d))
-            self.register_buffer("cluster_size", torch.zeros(k))
-            self.register_buffer("embed_avg", torch.zeros(k, d))
-            self.register_buffer("initted", torch.zeros((), dtype=torch.bool))
-            self.register_buffer("usage", torch.zeros(k))  # assignments since the last restart check
-            self.restarts = 0
-
-        def nearest(self, flat):
-            dist = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.embed.t() + self.embed.pow(2).sum(1)[None]
-            return dist.argmin(1)
-
-        def forward(self, z, gen=None, restart=False):
-            n, d, h, w = z.shape
-            flat = z.permute(0, 2, 3, 1).reshape(-1, d)
-            if self.training and not bool(self.initted):
-                with torch.no_grad():
-                    pick = torch.randint(0, flat.shape[0], (self.k,), generator=gen)
-                    self.embed.copy_(flat[pick].detach())
-                    self.embed_avg.copy_(self.embed)
-                    self.cluster_size.fill_(flat.shape[0] / self.k)
-                    self.embed_avg.mul_(flat.shape[0] / self.k)
-                    self.initted.fill_(True)
-            idx = self.nearest(flat.detach())
-            zq = self.embed[idx]
-            if self.training:
-                with torch.no_grad():
-                    onehot = F.one_hot(idx, self.k).type(flat.dtype)
-                    self.usage.add_(onehot.sum(0))
-                    self.cluster_size.mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
-                    self.embed_avg.mul_(self.decay).add_(onehot.t() @ flat.detach(), alpha=1 - self.decay)
-                    total = self.cluster_size.sum()
-                    size = (self.cluster_size + self.eps) / (total + self.k * self.eps) * total
-                    self.embed.copy_(self.embed_avg / size[:, None])
-                    if restart:
-                        dead = self.usage < DEAD_FRACTION * self.usage.mean()
-                        self.usage.zero_()
-                        nd = int(dead.sum())
-                        if nd:
-                            pick = torch.randint(0, flat.shape[0], (nd,), generator=gen)
-                            fresh = flat.detach()[pick]
-                            fresh = fresh + 0.01 * fresh.std() * torch.randn(fresh.shape, generator=gen)
-                            self.embed[dead] = fresh
-                            self.embed_avg[dead] = fresh * self.cluster_size.mean()
-                            self.cluster_size[dead] = self.cluster_size.mean()
-                            self.restarts += nd
-            zq = zq.view(n, h, w, d).permute(0, 3, 1, 2)
-            commit = F.mse_loss(z, zq.detach())
-            zq_st = z + (zq - z).detach()
-            return zq_st, idx.view(n, h, w), commit
-
-    class VQAE(nn.Module):
-        def __init__(self, channels, d=CODE_DIM, k=VOCAB):
-            super().__init__()
-            self.encoder = Encoder(channels, d)
-            self.quant = EMAQuantizer(k, d)
-            self.decoder = Decoder(channels, d)
-
-        def forward(self, x, gen=None, restart=False):
-            h, _ = self.encoder(x)
-            zq, idx, commit = self.quant(h, gen, restart)
-            return self.decoder(zq), idx, commit
-
-    def _gauss(size=7, sigma=1.5):
-        g = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-        g = torch.exp(-(g**2) / (2 * sigma**2))
-        g = g / g.sum()
-        return (g[:, None] * g[None, :]).expand(3, 1, size, size).contiguous()
-
-    win = _gauss()
-
-    def ssim(x, y):
-        c1, c2 = 0.01**2, 0.03**2
-        mx = F.conv2d(x, win, groups=3)
-        my = F.conv2d(y, win, groups=3)
-        sxx = F.conv2d(x * x, win, groups=3) - mx * mx
-        syy = F.conv2d(y * y, win, groups=3) - my * my
-        sxy = F.conv2d(x * y, win, groups=3) - mx * my
-        s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-        return s.mean()
-
-    def ssim2(x, y):
-        """SSIM averaged over full and half resolution (a two-scale MS-SSIM-like term)."""
-        return 0.5 * (ssim(x, y) + ssim(F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)))
-
-    return torch, VQAE, ssim2
-
-
-# ---------------------------------------------------------------------------
 # Export
 
 
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def variant_hash(files: dict[str, str]) -> str:
-    """The pack's weights hash of a variant: SHA-256 of the UTF-8 text made of one line
-    ``"<name> <sha256 hex>\\n"`` per file of the variant, sorted by name (names relative to
-    the weights folder, e.g. ``ds16/decoder.onnx``).  Same definition as the pack's."""
-    text = "".join(f"{name} {files[name]}\n" for name in sorted(files))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def export_variant(torch, model, out_dir: Path, prior: np.ndarray) -> None:
-    import warnings
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.eval()
-    enc, dec = model.encoder, model.decoder
-    x = torch.rand(1, 3, 64, 96)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            enc,
-            (x,),
-            str(out_dir / "encoder.onnx"),
-            dynamo=False,
-            opset_version=17,
-            input_names=["frame"],
-            output_names=["h", "features"],
-            dynamic_axes={
-                "frame": {0: "n", 2: "height", 3: "width"},
-                "h": {0: "n", 2: "grid_h", 3: "grid_w"},
-                "features": {0: "n", 2: "grid_h", 3: "grid_w"},
-            },
-        )
-        with torch.no_grad():
-            h, _ = enc(x)
-    _strip_onnx(out_dir / "encoder.onnx")
-    export_decoder(torch, dec, h, out_dir / "decoder.onnx")
-    np.save(out_dir / "codebook.npy", model.quant.embed.detach().numpy().astype(np.float32))
-    np.save(out_dir / "prior.npy", prior.astype(np.int64))
-
-
-def export_decoder(torch, dec, example_latents, path: Path) -> None:
-    import warnings
-
-    dec.eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            dec,
-            (example_latents,),
-            str(path),
-            dynamo=False,
-            opset_version=17,
-            input_names=["latents"],
-            output_names=["frame"],
-            dynamic_axes={"latents": {0: "n", 2: "grid_h", 3: "grid_w"}, "frame": {0: "n", 2: "height", 3: "width"}},
-        )
-    _strip_onnx(path)
-
-
-def load_onnx_weights(torch, module, path: Path) -> None:
-    """Load a module's parameters from an ONNX file this script exported (float16-stored
-    initializers named after the parameters, see _strip_onnx); every parameter must be found."""
-    import onnx
-    from onnx import numpy_helper
-
-    found = {}
-    for init in onnx.load(str(path)).graph.initializer:
-        name = init.name.removesuffix("__f16")
-        found[name] = torch.from_numpy(numpy_helper.to_array(init).astype(np.float32))
-    state = module.state_dict()
-    missing = sorted(set(state) - set(found))
-    if missing:
-        raise SystemExit(f"{path}: no weights for {', '.join(missing)}")
-    module.load_state_dict({k: found[k] for k in state})
-
-
-def _strip_onnx(path: Path) -> None:
-    """Store the float32 weights as float16 (each followed by a Cast back to float32, which
-    onnxruntime folds when the session is made, so inference runs in float32), and drop the
-    producer version and doc strings so the file depends on the weights alone."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    m = onnx.load(str(path))
-    m.producer_version = ""
-    m.doc_string = ""
-    g = m.graph
-    casts, keep = [], []
-    for init in g.initializer:
-        arr = numpy_helper.to_array(init)
-        if init.data_type == TensorProto.FLOAT and arr.size >= 16:
-            half = numpy_helper.from_array(arr.astype(np.float16), init.name + "__f16")
-            keep.append(half)
-            casts.append(
-                helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT, name=init.name + "__cast")
-            )
-        else:
-            keep.append(init)
-    del g.initializer[:]
-    g.initializer.extend(keep)
-    nodes = casts + list(g.node)
-    del g.node[:]
-    g.node.extend(nodes)
-    for node in g.node:
-        node.doc_string = ""
-    onnx.checker.check_model(m)
-    onnx.save(m, str(path))
 
 
 def write_manifest(out: Path, meta: dict, merge: bool = False) -> dict:
@@ -454,6 +175,9 @@ def write_manifest(out: Path, meta: dict, merge: bool = False) -> dict:
     ``--variants`` at a time into the same folder) keeps the settings its manifest entry had.
     With ``merge`` (a fine-tuning run), ``meta`` adds to a variant's earlier settings instead of
     replacing them."""
+    from m3cvc_codec.packs.config import weights_hash
+    from m3cvc_codec.packs.lite.training import CODE_DIM, VARIANTS, VOCAB, WEIGHT_FILES
+
     try:
         earlier = json.loads((out / "manifest.json").read_text())["variants"]
     except (OSError, ValueError, KeyError):
@@ -472,7 +196,7 @@ def write_manifest(out: Path, meta: dict, merge: bool = False) -> dict:
             "vocab_size": VOCAB,
             "code_dim": CODE_DIM,
             "files": files,
-            "weights_hash": variant_hash(files),
+            "weights_hash": weights_hash(files).hex(),
             **settings,
         }
     manifest = {
@@ -487,10 +211,6 @@ def write_manifest(out: Path, meta: dict, merge: bool = False) -> dict:
 
 # ---------------------------------------------------------------------------
 # Training
-
-
-def count_params(module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def cosine_lr(step: int, steps: int, peak: float) -> float:
@@ -544,7 +264,12 @@ class LossLog:
         return (step + 1) % every == 0 or step + 1 == steps
 
 
-def train_variant(name: str, args, sampler: CropSampler, log_rows: list, torch, VQAE, ssim2):
+def train_variant(name: str, args, sampler: CropSampler, log_rows: list):
+    """Train variant ``name`` from scratch (seeded by ``args.seed``); returns (model, seconds)."""
+    import torch
+
+    from m3cvc_codec.packs.lite.training import RESTART_EVERY, VARIANTS, VQAE, training_loss
+
     cfg = VARIANTS[name]
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed + 1)
@@ -557,9 +282,7 @@ def train_variant(name: str, args, sampler: CropSampler, log_rows: list, torch, 
             g["lr"] = cosine_lr(step, args.steps, args.lr)
         x = torch.from_numpy(sampler.batch(args.batch))
         y, _idx, commit = model(x, gen, restart=(step % RESTART_EVERY == RESTART_EVERY - 1 and step < 0.9 * args.steps))
-        l1 = (y - x).abs().mean()
-        s = ssim2(y, x)
-        loss = l1 + args.ssim_weight * (1 - s) + BETA * commit
+        loss, l1, s = training_loss(y, x, commit, args.ssim_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -581,11 +304,21 @@ def train_variant(name: str, args, sampler: CropSampler, log_rows: list, torch, 
     return model, time.time() - log.t0
 
 
-def finetune_decoder(name: str, args, sampler: CropSampler, log_rows: list, torch, VQAE, ssim2):
+def finetune_decoder(name: str, args, sampler: CropSampler, log_rows: list):
     """Train only the decoder of the variant already in OUT, on the index maps its (frozen)
     exported encoder and codebook give: the maps, and so the rate of every stream, stay the same,
     and any gain in quality is a gain at equal rate.  Rewrites OUT/<dir>/decoder.onnx only."""
+    import torch
+
     from m3cvc_codec.packs.lite import LitePack
+    from m3cvc_codec.packs.lite.training import (
+        VARIANTS,
+        VOCAB,
+        VQAE,
+        export_decoder,
+        load_onnx_weights,
+        reconstruction_loss,
+    )
 
     cfg = VARIANTS[name]
     pack = LitePack(weights_dir=args.out)  # verifies the files against the manifest
@@ -593,7 +326,10 @@ def finetune_decoder(name: str, args, sampler: CropSampler, log_rows: list, torc
     code = np.load(args.out / cfg["dir"] / "codebook.npy")
     torch.manual_seed(args.seed)
     dec = VQAE(cfg["channels"]).decoder
-    load_onnx_weights(torch, dec, args.out / cfg["dir"] / "decoder.onnx")
+    try:
+        load_onnx_weights(dec, args.out / cfg["dir"] / "decoder.onnx")
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     opt = torch.optim.AdamW(dec.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=1e-4)
     dec.train()
     log = LossLog(name, log_rows)
@@ -614,9 +350,7 @@ def finetune_decoder(name: str, args, sampler: CropSampler, log_rows: list, torc
         zq = torch.from_numpy(np.ascontiguousarray(code[idx].transpose(0, 3, 1, 2)))
         x = torch.from_numpy(xb)
         y = dec(zq)
-        l1 = (y - x).abs().mean()
-        s = ssim2(y, x)
-        loss = l1 + args.ssim_weight * (1 - s)
+        loss, l1, s = reconstruction_loss(y, x, args.ssim_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(dec.parameters(), 1.0)
@@ -635,14 +369,16 @@ def finetune_decoder(name: str, args, sampler: CropSampler, log_rows: list, torc
             )
             counts[:] = 0
     dec.eval()
-    export_decoder(torch, dec, zq[:1], args.out / cfg["dir"] / "decoder.onnx")
+    export_decoder(dec, zq[:1], args.out / cfg["dir"] / "decoder.onnx")
     return time.time() - log.t0
 
 
 def index_counts(pack, grid, frames: list[np.ndarray]) -> np.ndarray:
-    counts = np.zeros(VOCAB, np.int64)
+    from m3cvc_codec.packs.lite.training import VOCAB as vocab
+
+    counts = np.zeros(vocab, np.int64)
     for f in frames:
-        counts += np.bincount(pack.encode_keyframe(f, grid).ravel(), minlength=VOCAB)
+        counts += np.bincount(pack.encode_keyframe(f, grid).ravel(), minlength=vocab)
     return counts
 
 
@@ -663,7 +399,7 @@ def plot_log(csv_path: Path, png: Path) -> None:
     with open(csv_path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=110)
-    for name in VARIANTS:
+    for name in VARIANT_NAMES:
         r = [x for x in rows if x["variant"] == name]
         if not r:
             continue
@@ -691,6 +427,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def evaluate(pack, held: dict[str, list[np.ndarray]], kodak: list[np.ndarray], names=None) -> dict:
+    from m3cvc_codec.packs.lite.training import VOCAB as vocab
     from m3cvc_format import IndexMapCoder
     from m3cvc_format.indexmap import encode_index_map, index_map_code_length
 
@@ -707,9 +444,9 @@ def evaluate(pack, held: dict[str, list[np.ndarray]], kodak: list[np.ndarray], n
                 idx = pack.encode_keyframe(f, grid)
                 rec = pack.decode_keyframe(idx, grid, "", 0)
                 ps.append(psnr(rec, f))
-                bits_ctx.append(index_map_code_length(idx, VOCAB, IndexMapCoder.CONTEXT, prior))
-                bytes_ctx.append(len(encode_index_map(idx, VOCAB, IndexMapCoder.CONTEXT, prior)))
-                bits_static.append(index_map_code_length(idx, VOCAB, IndexMapCoder.STATIC, prior))
+                bits_ctx.append(index_map_code_length(idx, vocab, IndexMapCoder.CONTEXT, prior))
+                bytes_ctx.append(len(encode_index_map(idx, vocab, IndexMapCoder.CONTEXT, prior)))
+                bits_static.append(index_map_code_length(idx, vocab, IndexMapCoder.STATIC, prior))
                 if name in held:
                     all_idx.append(idx.ravel())
             n_idx = idx.size
@@ -722,7 +459,7 @@ def evaluate(pack, held: dict[str, list[np.ndarray]], kodak: list[np.ndarray], n
                 "bpp_keyframe": round(8 * float(np.mean(bytes_ctx)) / (FRAME_W * FRAME_H), 5),
             }
         held_idx = np.concatenate(all_idx)
-        cnt = np.bincount(held_idx, minlength=VOCAB)
+        cnt = np.bincount(held_idx, minlength=vocab)
         p = cnt[cnt > 0] / cnt.sum()
         ps_all = [r["clips"][n]["psnr_db"] * r["clips"][n]["frames"] for n in held]
         r["held_out_psnr_db"] = round(sum(ps_all) / sum(r["clips"][n]["frames"] for n in held), 2)
@@ -744,15 +481,15 @@ def colour_shares(text: str) -> dict[str, float]:
     """``--colour-aug``: "0.5" (every variant) or "1/16=0.25,1/8=0.5" -> {variant: share}."""
     try:
         if "=" not in text:
-            shares = dict.fromkeys(VARIANTS, float(text))
+            shares = dict.fromkeys(VARIANT_NAMES, float(text))
         else:
             pairs = (item.split("=", 1) for item in text.split(","))
             shares = {name.strip(): float(value) for name, value in pairs}
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a share or VARIANT=SHARE list: {text!r}") from None
-    unknown = set(shares) - set(VARIANTS)
+    unknown = set(shares) - set(VARIANT_NAMES)
     if unknown or not all(0 <= v <= 1 for v in shares.values()):
-        raise argparse.ArgumentTypeError(f"variants are {', '.join(VARIANTS)} and shares 0..1: {text!r}")
+        raise argparse.ArgumentTypeError(f"variants are {', '.join(VARIANT_NAMES)} and shares 0..1: {text!r}")
     return shares
 
 
@@ -780,7 +517,7 @@ def main(argv=None) -> int:
         help="share of training crops given a random channel order and saturation "
         "(0 = none, the default), for every variant or per variant: 1/16=0.25,1/8=0.5",
     )
-    ap.add_argument("--ssim-weight", type=float, default=SSIM_WEIGHT)
+    ap.add_argument("--ssim-weight", type=float, default=None, help="weight of (1 - SSIM) in the loss (default 0.2)")
     ap.add_argument("--log", type=Path, default=None, help="loss-curve CSV (default OUT/train_log.csv)")
     ap.add_argument("--log-every", type=int, default=20)
     ap.add_argument("--plot", type=Path, default=None, help="loss-curve PNG")
@@ -795,7 +532,12 @@ def main(argv=None) -> int:
     )
     args = ap.parse_args(argv)
 
-    torch, VQAE, ssim2 = build_torch()
+    import torch
+
+    from m3cvc_codec.packs.lite.training import SSIM_WEIGHT, VARIANTS, VOCAB, count_params, export_variant
+
+    if args.ssim_weight is None:
+        args.ssim_weight = SSIM_WEIGHT
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -832,7 +574,7 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(args.seed)
         sampler = CropSampler(videos, images, args.crop, rng, colour_share=args.colour_aug.get(name, 0.0))
         if args.finetune_decoder:
-            secs = finetune_decoder(name, args, sampler, log_rows, torch, VQAE, ssim2)
+            secs = finetune_decoder(name, args, sampler, log_rows)
             times[name] = secs
             meta[name] = {
                 "train_decoder_finetune": {
@@ -845,10 +587,10 @@ def main(argv=None) -> int:
                 }
             }
             continue
-        model, secs = train_variant(name, args, sampler, log_rows, torch, VQAE, ssim2)
+        model, secs = train_variant(name, args, sampler, log_rows)
         times[name] = secs
         # export with a placeholder prior, then count indices through the exported pack
-        export_variant(torch, model, args.out / cfg["dir"], np.ones(VOCAB, np.int64))
+        export_variant(model, args.out / cfg["dir"], np.ones(VOCAB, np.int64))
         meta[name] = {
             "params_encoder": count_params(model.encoder),
             "params_decoder": count_params(model.decoder),
