@@ -51,11 +51,10 @@ from pathlib import Path
 
 import numpy as np
 
+from m3cvc_format.ans import TOTAL, normalize
 from m3cvc_format.textcodec import cheapest_parse
 
 ROOT = Path(__file__).resolve().parents[1]
-
-from m3cvc_format.ans import TOTAL, normalize  # noqa: E402
 
 MAX_TOKEN_LEN = 24
 NGRAM_MIN, NGRAM_MAX, NGRAM_MIN_COUNT = 2, 6, 20

@@ -48,9 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-
 from m3cvc_codec import metrics as M
+
+ROOT = Path(__file__).resolve().parents[2]
 
 MEDIA = Path(os.environ.get("M3CVC_MEDIA", ROOT.parent / "shared" / "media"))
 OUT = ROOT / "tools" / "bench" / "out"
@@ -574,7 +574,7 @@ def render(rows: list[dict], clips: list[str], max_frames, meta: dict) -> str:
                 "| MS-SSIM | x265 MS-SSIM | dMS-SSIM |"
             )
             lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
-            for k, (s, p, q) in gaps:
+            for _k, (s, p, q) in gaps:
                 lines.append(
                     f"| {s} | {p['bpp']:.5f} | {p['psnr_rgb']:.2f} | {q['psnr_rgb']:.2f} | "
                     f"{p['psnr_rgb'] - q['psnr_rgb']:+.2f} | {p['psnr_y']:.2f} | {q['psnr_y']:.2f} | "
@@ -624,7 +624,7 @@ def _encode_defaults() -> str:
     """The index-map defaults of m3cvc's encode(), as they shape the rate (TEMPORAL maps)."""
     import inspect
 
-    from m3cvc_codec.encoder import encode
+    from m3cvc_codec import encode
 
     params = inspect.signature(encode).parameters
     return (
