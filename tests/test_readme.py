@@ -4,6 +4,7 @@ and its outputs are ignored by git."""
 
 from __future__ import annotations
 
+import importlib
 import re
 import shlex
 import shutil
@@ -161,3 +162,57 @@ def test_sample_clip_decodes_to_what_its_readme_says():
     cut = max(range(len(diffs)), key=diffs.__getitem__)
     assert cut + 1 == len(frames) // 2
     assert diffs[cut] > 3 * sorted(diffs)[len(diffs) // 2]
+
+
+# Names docs/architecture.md uses that are not the project's: the paper's D(Fn, Fl), the example
+# pack's class, PyAV, super().
+NOT_OURS = {"D", "MyPack", "PyAV", "super"}
+DOC_MODULES = (
+    "m3cvc_format",
+    "m3cvc_format.framedecoders",
+    "m3cvc_format.opener",
+    "m3cvc_codec",
+    "m3cvc_codec.packs",
+    "m3cvc_codec.packs.base",
+    "m3cvc_codec.packs.config",
+    "m3cvc_codec.descriptions",
+    "m3cvc_codec.encoder",
+    "m3cvc_codec.keyframes",
+    "m3cvc_codec.video_io",
+    "m3cvc_codec.clip_decoder",
+)
+
+
+def resolve(dotted: str) -> object:
+    """The object a dotted name names: the longest importable module prefix, then attributes."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            value: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            value = getattr(value, attr)
+        return value
+    raise ImportError(dotted)
+
+
+def test_architecture_names_are_the_code_names():
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    for dotted in sorted(set(re.findall(r"\bm3cvc_(?:format|codec)(?:\.[A-Za-z_]\w*)+", text))):
+        try:
+            resolve(dotted)
+        except (ImportError, AttributeError) as err:
+            pytest.fail(f"docs/architecture.md names {dotted}, which does not exist ({err})")
+    known: set[str] = set()
+    for name in DOC_MODULES:
+        module = importlib.import_module(name)
+        for attr in dir(module):
+            value = getattr(module, attr)
+            known.add(attr)
+            if isinstance(value, type) and value.__module__.startswith("m3cvc"):
+                known.update(dir(value))
+    # every call (name followed by "(") and every CamelCase class name the document uses
+    used = set(re.findall(r"\b([A-Za-z_]\w*)\(", text)) | set(re.findall(r"\b([A-Z][a-z]+[A-Z][A-Za-z]*)\b", text))
+    unknown = sorted(used - known - NOT_OURS)
+    assert not unknown, f"docs/architecture.md uses names the code does not have: {unknown}"
