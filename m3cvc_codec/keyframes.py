@@ -6,10 +6,11 @@ the frame under test,
     D(F_n, F_l) = lambda1 * (1 - cos(sem(F_n), sem(F_l))) + lambda2 * motion(F_n, F_l) - D_th
 
 and ``F_n`` becomes a keyframe when D > 0. Frame 0 is always a keyframe. ``sem`` is the pack's
-embedding (:meth:`Pack.embed`); ``motion`` is the mean optical-flow magnitude from ``F_l`` to
-``F_n`` in pixels of the working resolution, measured with OpenCV's DIS flow (preset fast) on
-grey frames scaled down to at most :data:`MOTION_SIDE` pixels on the longer side (and scaled
-back to working-resolution pixels).
+embedding (:meth:`Pack.embed`); ``motion`` is the pack's motion magnitude from ``F_l`` to ``F_n``
+(:meth:`Pack.motion` on the features :meth:`Pack.motion_features` kept of each frame: the mean
+optical-flow length in pixels of the working resolution).  :class:`SemanticScorer` and
+:class:`MotionScorer` turn them into the memoised ``sem_dist(n, l)`` and ``motion(n, l)`` the
+strategies call; nothing here knows which model measures them.
 
 Clip lengths are bounded: a frame closer than ``min_clip`` frames to the last keyframe is never
 a keyframe, and a frame ``max_clip`` frames after it always is (``max_clip`` is the longest clip
@@ -29,26 +30,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import CodecError
 
+if TYPE_CHECKING:
+    from .packs import Pack
+
 __all__ = [
-    "MOTION_SIDE",
     "KeyframeParams",
     "MotionScorer",
     "SemanticScorer",
     "count_bytes",
-    "grey_small",
     "select_clips",
     "select_composite",
     "select_interval",
     "threshold_for_rate",
 ]
-
-#: Longer side of the grey frames motion is measured on.
-MOTION_SIDE = 160
 
 Clips = list[tuple[int, int]]
 
@@ -106,56 +106,37 @@ class KeyframeParams:
 # --------------------------------------------------------------------------- scorers
 
 
-def grey_small(rgb: np.ndarray, side: int = MOTION_SIDE) -> tuple[np.ndarray, float]:
-    """Grey frame with the longer side at most ``side``; returns it and the scale factor
-    (working pixels per small pixel)."""
-    import cv2
-
-    h, w = rgb.shape[:2]
-    scale = max(1.0, max(h, w) / side)
-    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-    if scale > 1.0:
-        grey = cv2.resize(grey, (max(8, round(w / scale)), max(8, round(h / scale))), interpolation=cv2.INTER_AREA)
-    return grey, w / grey.shape[1]
-
-
 class MotionScorer:
-    """motion(n, l): mean DIS flow magnitude (working-resolution pixels) from frame l to n,
-    memoised.  Feed it frames with :meth:`add` (only small grey copies are kept)."""
+    """motion(n, l): the pack's motion magnitude from frame l to frame n, memoised.  Feed it
+    frames with :meth:`add`; only the pack's small per-frame features are kept."""
 
-    def __init__(self, side: int = MOTION_SIDE) -> None:
-        self.side = side
-        self.frames: list[np.ndarray] = []
-        self.scale = 1.0
+    def __init__(self, pack: Pack) -> None:
+        self.pack = pack
+        self.features: list[np.ndarray] = []
         self._cache: dict[tuple[int, int], float] = {}
-        self._dis = None
 
     def add(self, rgb: np.ndarray) -> None:
-        grey, self.scale = grey_small(rgb, self.side)
-        self.frames.append(grey)
+        features = self.pack.motion_features(np.asarray(rgb)[None])
+        if len(features) != 1:
+            raise CodecError(f"pack motion_features returned {len(features)} features for 1 frame")
+        self.features.extend(features)
 
     def __call__(self, n: int, l: int) -> float:
         key = (n, l)
         if key not in self._cache:
-            import cv2
-
-            if self._dis is None:
-                self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-            a, b = self.frames[l], self.frames[n]
-            if min(a.shape) < 16:  # too small for DIS's pyramid: mean absolute difference
-                value = float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean()) / 255.0
-            else:
-                flow = self._dis.calc(a, b, None)
-                value = float(np.sqrt((flow.astype(np.float64) ** 2).sum(axis=-1)).mean()) * self.scale
-            self._cache[key] = value
+            value = np.asarray(self.pack.motion([self.features[l]], [self.features[n]]), dtype=np.float64)
+            if value.shape != (1,):
+                raise CodecError(f"pack motion returned shape {value.shape} for 1 pair of frames")
+            self._cache[key] = float(value[0])
         return self._cache[key]
 
 
 class SemanticScorer:
-    """sem_dist(n, l) = 1 - cos(e_n, e_l) over embeddings collected in batches."""
+    """sem_dist(n, l) = 1 - cos(e_n, e_l) over the pack's embeddings (:meth:`Pack.embed`),
+    computed in batches of ``batch`` frames."""
 
-    def __init__(self, embed: Callable[[np.ndarray], np.ndarray], batch: int = 16) -> None:
-        self.embed = embed
+    def __init__(self, pack: Pack, batch: int = 16) -> None:
+        self.pack = pack
         self.batch = batch
         self._pending: list[np.ndarray] = []
         self._done: list[np.ndarray] = []
@@ -167,7 +148,7 @@ class SemanticScorer:
 
     def flush(self) -> None:
         if self._pending:
-            emb = np.asarray(self.embed(np.stack(self._pending)), dtype=np.float64)
+            emb = np.asarray(self.pack.embed(np.stack(self._pending)), dtype=np.float64)
             if emb.ndim != 2 or emb.shape[0] != len(self._pending):
                 raise CodecError(f"pack embed returned shape {emb.shape} for {len(self._pending)} frames")
             norm = np.linalg.norm(emb, axis=1, keepdims=True)

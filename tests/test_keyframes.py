@@ -1,4 +1,5 @@
-"""Keyframe selection: the composite score D, fixed intervals, clip-length bounds, target rate."""
+"""Keyframe selection: the scorers over a pack's embed/motion, the composite score D, fixed
+intervals, clip-length bounds, target rate."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from m3cvc_codec.keyframes import (
     select_interval,
     threshold_for_rate,
 )
+from m3cvc_codec.packs import load_pack
 
 
 def covers(clips, n):
@@ -25,12 +27,63 @@ def covers(clips, n):
     assert clips[-1][0] + clips[-1][1] == n
 
 
-def scorers(frames):
-    sem, mot = SemanticScorer(FakePack().embed, batch=5), MotionScorer()
+def scorers(frames, pack=None):
+    pack = pack or FakePack()
+    sem, mot = SemanticScorer(pack, batch=5), MotionScorer(pack)
     for f in frames:
         sem.add(f)
         mot.add(f)
     return sem, mot
+
+
+class Recorder:
+    """A stand-in for a pack's scorers that records how the scorers call it."""
+
+    def __init__(self):
+        self.embed_batches, self.feature_batches, self.motion_calls = [], [], []
+
+    def embed(self, frames):
+        self.embed_batches.append(len(frames))
+        return frames.reshape(len(frames), -1)[:, :4].astype(np.float64) + 1.0
+
+    def motion_features(self, frames):
+        self.feature_batches.append(len(frames))
+        return [np.array([float(f.mean())]) for f in frames]
+
+    def motion(self, before, after):
+        self.motion_calls.append((len(before), len(after)))
+        return np.array([float(b[0] - a[0]) for a, b in zip(before, after)])
+
+
+def test_scorers_are_memoising_wrappers_over_the_pack():
+    pack = Recorder()
+    frames = np.stack([np.full((8, 8, 3), 10 * i, np.uint8) for i in range(7)])
+    frames[3, 0, 0] = (1, 2, 250)
+    sem, mot = scorers(frames, pack)
+    assert pack.feature_batches == [1] * 7  # features are kept frame by frame, never the frames
+    assert mot(5, 2) == pytest.approx(30.0)  # motion(before=frame l, after=frame n)
+    assert mot(2, 5) == pytest.approx(-30.0)
+    assert mot(5, 2) == pytest.approx(30.0) and pack.motion_calls == [(1, 1), (1, 1)]  # memoised
+    assert sem(4, 4) == pytest.approx(0.0)
+    assert sem(3, 1) > 0.0 and sem(3, 1) == pytest.approx(sem(1, 3))
+    assert pack.embed_batches == [5, 2]  # batches of 5, the rest when first asked
+    assert sem.embeddings.shape == (7, 4) and np.allclose(np.linalg.norm(sem.embeddings, axis=1), 1.0)
+
+
+def test_scorers_reject_answers_of_the_wrong_shape():
+    pack = Recorder()
+    pack.embed = lambda frames: np.zeros((len(frames) + 1, 3))
+    sem = SemanticScorer(pack, batch=2)
+    sem.add(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(CodecError, match="embed returned shape"):
+        sem.add(np.zeros((8, 8, 3), np.uint8))
+    pack = Recorder()
+    pack.motion = lambda before, after: np.zeros(2)
+    mot = MotionScorer(pack)
+    mot.add(np.zeros((8, 8, 3), np.uint8))
+    mot.add(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(CodecError, match="motion returned shape"):
+        mot(1, 0)
 
 
 def test_scene_cut_is_a_keyframe():
@@ -54,7 +107,7 @@ def test_motion_term_alone_cuts_on_motion():
 
 
 def test_motion_scale_is_working_pixels():
-    mot = MotionScorer()  # measured at 160x100, reported in 512x320 pixels
+    mot = MotionScorer(load_pack("lite"))  # measured at 160x100, reported in 512x320 pixels
     for f in textured_pan(2, 512, 320, step=8):
         mot.add(f)
     assert mot(1, 0) == pytest.approx(8, rel=0.2)
