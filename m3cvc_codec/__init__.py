@@ -3,7 +3,7 @@ codec through a model pack, clip reconstruction).  It depends on :mod:`m3cvc_for
 reverse, and never imports torch.
 
     import m3cvc_codec as c
-    report = c.encode("in.mp4", "out.m3v", pack="lite", target_bpp=0.005)
+    report = c.encode("in.mp4", "out.m3v", target_bpp=0.005)  # the default pack
     print(report.summary())
     c.decode("out.m3v", "out.mp4", frames="0:40")
 
@@ -23,6 +23,7 @@ _EXPORTS = {
     "DecodeReport": "decoder",
     "CodecError": "errors",
     "KeyframeParams": "keyframes",
+    "ClipSpan": "descriptions",
     "DescriptionProvider": "descriptions",
     "NoDescriptions": "descriptions",
     "SidecarDescriptions": "descriptions",

@@ -1,23 +1,27 @@
 """Clip descriptions: the keyframe text D^F and the clip text D^C of every clip.
 
-A :class:`DescriptionProvider` gives both texts of a clip. Providers here:
+A :class:`DescriptionProvider` gives both texts of each clip, in clip order, the way the paper's
+dialogue does (section II-B, Fig. 2): the keyframe is described knowing the previous keyframe and
+its description (what changed), then the clip knowing its keyframe's description (what moves).
+Providers here:
 
 - :class:`NoDescriptions` -- empty texts (the stream then carries no text sub-chunks);
 - :class:`SidecarDescriptions` -- texts from a JSON file the user writes (format in
   docs/sidecar.md): per clip index, or per time range in seconds.
 
-The VLM provider of the paper (Qwen-VL dialogue) comes with the ``full`` pack.
+The vision-language provider of the paper (a Qwen-VL dialogue) plugs into the same interface.
 """
 
 from __future__ import annotations
 
+import abc
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
@@ -50,28 +54,57 @@ class ClipSpan:
         return float(self.first_frame / Fraction(self.fps))
 
 
-@runtime_checkable
-class DescriptionProvider(Protocol):
-    """Gives (keyframe_text, clip_text) for a clip.  ``keyframe`` is the clip's first frame and
-    ``frames`` all its frames (N x H x W x 3 RGB uint8, at the coding size)."""
+class DescriptionProvider(abc.ABC):
+    """Gives the keyframe text D^F and the clip text D^C of every clip.
 
-    def describe(self, span: ClipSpan, keyframe: np.ndarray, frames: np.ndarray | None) -> tuple[str, str]: ...
+    The encoder calls, for clip 0, 1, 2, ... in order, :meth:`describe_keyframe` and then
+    :meth:`describe_clip` with the keyframe text just given.  Frames are RGB uint8 arrays at the
+    coding size (H x W x 3; a clip's frames N x H x W x 3).  Texts are plain strings ("" for
+    none).  A provider may keep state between calls (a dialogue's history), so one instance
+    describes one stream.
+    """
+
+    #: True when :meth:`describe_clip` wants the clip's frames; False: it gets None and the
+    #: encoder keeps only keyframes in memory.
+    needs_frames: bool = True
+
+    @abc.abstractmethod
+    def describe_keyframe(
+        self,
+        span: ClipSpan,
+        keyframe: np.ndarray,
+        previous_keyframe: np.ndarray | None,
+        previous_text: str | None,
+    ) -> str:
+        """D^F of the clip at ``span``: ``keyframe`` is its first frame, ``previous_keyframe``
+        and ``previous_text`` the previous clip's keyframe and the D^F given for it (both None
+        for clip 0)."""
+
+    @abc.abstractmethod
+    def describe_clip(self, span: ClipSpan, frames: np.ndarray | None, keyframe_text: str) -> str:
+        """D^C of the clip at ``span``: ``frames`` are all its frames (None when
+        :attr:`needs_frames` is False), ``keyframe_text`` the D^F just given for its keyframe."""
+
+    def check_clips(self, clip_count: int) -> None:  # noqa: B027 (optional hook, no-op by default)
+        """Called once the clips are chosen, before any text: CodecError when this provider
+        cannot describe a stream of ``clip_count`` clips.  Default: any count is fine."""
 
     def metadata(self) -> Mapping[str, Any]:
-        """Informative facts for the stream's metadata (e.g. the ``prompts`` key); may be empty."""
-        ...
+        """Informative facts for the stream's metadata (spec/m3v.md §5.4, e.g. the ``prompts``
+        key with the dialogue's turns); empty by default."""
+        return {}
 
 
-class NoDescriptions:
+class NoDescriptions(DescriptionProvider):
     """Empty texts for every clip."""
 
     needs_frames = False
 
-    def describe(self, span, keyframe, frames):
-        return "", ""
+    def describe_keyframe(self, span, keyframe, previous_keyframe, previous_text) -> str:
+        return ""
 
-    def metadata(self):
-        return {}
+    def describe_clip(self, span, frames, keyframe_text) -> str:
+        return ""
 
 
 def _text(value: Any, where: str) -> str:
@@ -100,8 +133,9 @@ _CLIP_KEYS = {"index", "keyframe", "clip"}
 _RANGE_KEYS = {"start", "end", "keyframe", "clip"}
 
 
-class SidecarDescriptions:
-    """Texts from a sidecar (a parsed mapping; see :func:`load_sidecar` for a file)."""
+class SidecarDescriptions(DescriptionProvider):
+    """Texts from a sidecar (a parsed mapping; see :func:`load_sidecar` for a file).  They
+    depend only on where a clip lies, never on its frames."""
 
     needs_frames = False
 
@@ -179,7 +213,8 @@ class SidecarDescriptions:
                     "(fix the clips with --interval, or describe time ranges instead)"
                 )
 
-    def describe(self, span: ClipSpan, keyframe=None, frames=None) -> tuple[str, str]:
+    def texts(self, span: ClipSpan) -> tuple[str, str]:
+        """(keyframe text, clip text) the sidecar gives the clip at ``span``."""
         if self.by_index is not None:
             return self.by_index.get(span.index, ("", ""))
         t = span.start_s
@@ -188,8 +223,11 @@ class SidecarDescriptions:
                 return kf, clip
         return "", ""
 
-    def metadata(self):
-        return {}
+    def describe_keyframe(self, span, keyframe=None, previous_keyframe=None, previous_text=None) -> str:
+        return self.texts(span)[0]
+
+    def describe_clip(self, span, frames=None, keyframe_text="") -> str:
+        return self.texts(span)[1]
 
 
 def load_sidecar(path) -> SidecarDescriptions:
@@ -218,6 +256,8 @@ def provider_for(texts: Any) -> DescriptionProvider:
         return load_sidecar(texts)
     if isinstance(texts, Mapping):
         return SidecarDescriptions(texts)
-    if hasattr(texts, "describe"):
+    if isinstance(texts, DescriptionProvider):
         return texts
-    raise CodecError(f"texts must be a sidecar path, a mapping or a DescriptionProvider, got {type(texts).__name__}")
+    raise CodecError(
+        f"texts must be a sidecar path, a mapping or a DescriptionProvider instance, got {type(texts).__name__}"
+    )

@@ -1,10 +1,27 @@
-"""Video -> `.m3v` stream: preprocessing, keyframe selection, descriptions, keyframe coding.
+"""Video -> `.m3v` stream, along the paper's Fig. 1::
 
-Two passes over the input: the first measures the keyframe-selection scores (the pack's
-embeddings, DIS motion on small grey frames) and counts frames; the second codes the chosen
-keyframes. Frames are kept from the first pass when they fit in :data:`FRAME_CACHE_BYTES`, so
-short videos are decoded once. The output is a deterministic function of the input and the
-settings: the stream seed is a hash of the settings, never random.
+    analyse -> select keyframes -> describe -> code keyframes -> choose clip modes -> write
+
+:func:`encode` runs these stages in that order; each is a function of this module:
+
+- :func:`analyse` (first pass over the video) reads it at the coding size and rate, counts the
+  frames and measures the keyframe-selection scores through the pack (its embeddings and its
+  motion measure).  It keeps the frames when they fit in :data:`FRAME_CACHE_BYTES`, so short
+  videos are decoded once.
+- :func:`select_keyframes` splits the frames into clips (composite score, a fixed interval, or
+  the threshold that meets a target rate, sized by :func:`rate_budget`).
+- :func:`read_clips` (second pass) gives each clip's keyframe, and its frames when the
+  description provider wants them; for each clip in turn, :func:`describe` asks the provider
+  for the keyframe text D^F (knowing the previous keyframe and its text) and the clip text D^C
+  (knowing D^F), and :func:`code_keyframe` turns the keyframe into the pack's index map.
+- :func:`choose_clip_modes` gives each clip its reconstruction mode.
+- :func:`write_stream` writes the header (:func:`stream_header`) and the clips.
+
+The pipeline knows nothing about any model: everything model-specific is behind the pack
+(:class:`~m3cvc_codec.packs.Pack`) and the description provider
+(:class:`~m3cvc_codec.descriptions.DescriptionProvider`).  The output is a deterministic
+function of the input, the pack and the settings: the stream seed is a hash of the settings,
+never random.
 """
 
 from __future__ import annotations
@@ -14,20 +31,51 @@ import io
 import json
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from . import packs as _packs
-from .descriptions import ClipSpan, SidecarDescriptions, provider_for
+from .descriptions import ClipSpan, DescriptionProvider, provider_for
 from .errors import CodecError
 from .keyframes import KeyframeParams, MotionScorer, SemanticScorer, select_clips, threshold_for_rate
 from .video_io import check_size, frame_count_estimate, probe, read_frames
 
-__all__ = ["ENCODER_NAME", "FRAME_CACHE_BYTES", "EncodeReport", "encode", "resolve_grid"]
+if TYPE_CHECKING:
+    import m3cvc_format as m
+
+    from .packs import GridSpec, Pack
+
+__all__ = [
+    "ENCODER_NAME",
+    "FRAME_CACHE_BYTES",
+    "Analysis",
+    "ClipFrames",
+    "CodedClip",
+    "DescribedClip",
+    "EncodeReport",
+    "EncodeSettings",
+    "RateBudget",
+    "Selection",
+    "Texts",
+    "analyse",
+    "choose_clip_modes",
+    "code_keyframe",
+    "code_keyframes",
+    "describe",
+    "describe_clips",
+    "encode",
+    "prepare",
+    "rate_budget",
+    "read_clips",
+    "resolve_grid",
+    "select_keyframes",
+    "stream_header",
+    "write_stream",
+]
 
 log = logging.getLogger("m3cvc_codec")
 
@@ -86,7 +134,216 @@ class EncodeReport:
         )
 
 
-def resolve_grid(pack, grid) -> Any:
+# =========================================================================== the pipeline
+
+
+def encode(
+    input,
+    output,
+    *,
+    pack: str = _packs.DEFAULT_PACK,
+    pack_config=None,
+    options=None,
+    grid: str = "1/16",
+    mode: str = "interpolation",
+    lambda1: float = KeyframeParams.lambda1,
+    lambda2: float = KeyframeParams.lambda2,
+    threshold: float = KeyframeParams.threshold,
+    interval: int | None = None,
+    min_clip: int = 2,
+    max_clip: int = 32,
+    target_bpp: float | None = None,
+    target_kbps: float | None = None,
+    texts=None,
+    size=(512, 320),
+    fps=8,
+    fit: str = "crop",
+    refresh: int = 8,
+    reuse: float = 0.5,
+    progress: bool = False,
+) -> EncodeReport:
+    """Code the video file ``input`` into the `.m3v` stream ``output`` (a path, written
+    atomically, ``"-"`` or a binary stream).
+
+    ``pack`` is the model pack's id, loaded with ``pack_config`` (a PackConfig or None for the
+    pack's own) and ``options`` (RuntimeOptions: device, models folder, ...).  ``texts``: None
+    (no descriptions), a sidecar JSON path (docs/sidecar.md), its parsed mapping, or a
+    DescriptionProvider.  ``target_bpp`` / ``target_kbps`` choose the threshold D_th by
+    bisection (composite strategy only; ``threshold`` is then ignored); the rate model behind it
+    counts every map as independent, so with ``refresh`` the stream can come out smaller than
+    the target.  ``refresh`` N > 1 lets a keyframe's index map be coded against the previous
+    keyframe's (TEMPORAL, spec/m3v.md §6.5) where that is smaller, with an independent map at
+    least every N clips; 0 or 1 keeps every map independent.  With it, ``reuse`` T > 0 keeps
+    the previous keyframe's index at a cell whose codeword is within a factor 1 + T (squared
+    latent distance) of the nearest one, where the pack supports it.
+    Raises CodecError (bad input or options), PackError (pack missing), M3VError, OSError."""
+    pk, s = prepare(
+        pack,
+        pack_config,
+        options,
+        grid=grid,
+        mode=mode,
+        lambda1=lambda1,
+        lambda2=lambda2,
+        threshold=threshold,
+        interval=interval,
+        min_clip=min_clip,
+        max_clip=max_clip,
+        target_bpp=target_bpp,
+        target_kbps=target_kbps,
+        size=size,
+        fps=fps,
+        fit=fit,
+        refresh=refresh,
+        reuse=reuse,
+    )
+    provider = provider_for(texts)
+
+    video = analyse(input, pk, s, progress=progress)
+    budget = rate_budget(video, pk, s, provider) if s.target is not None else None
+    selection = select_keyframes(video, s.params, budget)
+    provider.check_clips(len(selection.clips))
+    # The second pass goes clip by clip through the next three stages (each is lazy).
+    clips = read_clips(video, selection.clips, with_frames=provider.needs_frames)
+    described = describe_clips(provider, clips)
+    coded = code_keyframes(pk, s.grid, described, tolerance=s.reuse)
+    modes = choose_clip_modes(len(selection.clips), s.mode)
+    header = stream_header(pk, s, video.frame_count, selection.threshold, provider.metadata())
+    writer = write_stream(output, header, coded, modes, refresh=s.refresh, progress=progress)
+
+    return EncodeReport(
+        output=str(output),
+        width=s.width,
+        height=s.height,
+        fps=s.fps,
+        frames=video.frame_count,
+        clips=list(selection.clips),
+        modes=[md.name.lower() for md in modes],
+        bytes=writer.bytes_written,
+        threshold=selection.threshold,
+        strategy=s.params.strategy,
+        target_met=selection.target_met,
+        text_bytes=writer.text_bytes,
+        vq_bytes=writer.vq_bytes,
+        dependent_clips=writer.dependent_clips,
+    )
+
+
+# =========================================================================== settings
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """The checked settings of one encode: with the input and the pack, all the stream's
+    bytes depend on."""
+
+    grid: GridSpec
+    mode: m.Mode
+    params: KeyframeParams
+    width: int
+    height: int
+    fps: Fraction
+    fit: str
+    refresh: int
+    #: Reuse tolerance; 0.0 when ``refresh`` keeps every map independent.
+    reuse: float
+    target_bpp: float | None = None
+    target_kbps: float | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+    @property
+    def target(self) -> float | None:
+        return self.target_bpp if self.target_bpp is not None else self.target_kbps
+
+    def stream_seed(self, pack_id: str) -> int:
+        """The stream seed: a hash of the settings (never random)."""
+        settings = {
+            "pack": pack_id,
+            "grid": self.grid.name,
+            "mode": self.mode.name.lower(),
+            "size": [self.width, self.height],
+            "fps": str(self.fps),
+            "fit": self.fit,
+            **self.params.metadata(),
+            "target_bpp": self.target_bpp,
+            "target_kbps": self.target_kbps,
+            "encoder": ENCODER_NAME,
+            "refresh": self.refresh,
+            "reuse": self.reuse,
+        }
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).digest()
+        return int.from_bytes(digest[:8], "little")
+
+
+def prepare(
+    pack_id: str,
+    pack_config=None,
+    options=None,
+    *,
+    grid="1/16",
+    mode="interpolation",
+    lambda1: float = KeyframeParams.lambda1,
+    lambda2: float = KeyframeParams.lambda2,
+    threshold: float = KeyframeParams.threshold,
+    interval: int | None = None,
+    min_clip: int = 2,
+    max_clip: int = 32,
+    target_bpp=None,
+    target_kbps=None,
+    size=(512, 320),
+    fps=8,
+    fit: str = "crop",
+    refresh: int = 8,
+    reuse: float = 0.5,
+) -> tuple[Pack, EncodeSettings]:
+    """:func:`encode`'s options checked (CodecError naming the first bad one), then the pack
+    loaded (PackError) and the grid and size checked against it."""
+    if fit not in ("crop", "pad"):
+        raise CodecError(f"fit {fit!r} is not 'crop' or 'pad'")
+    if isinstance(refresh, bool) or not isinstance(refresh, int) or refresh < 0:
+        raise CodecError(f"refresh {refresh!r} must be a whole number of clips, 0 or more")
+    if isinstance(reuse, bool) or not isinstance(reuse, (int, float)) or not math.isfinite(reuse) or reuse < 0:
+        raise CodecError(f"reuse tolerance {reuse!r} must be a number, 0 or more")
+    rate = _rate(fps)
+    want_mode = _mode(mode)
+    params = KeyframeParams(
+        lambda1=float(lambda1),
+        lambda2=float(lambda2),
+        threshold=float(threshold),
+        interval=interval,
+        min_clip=min_clip,
+        max_clip=max_clip,
+    )
+    if target_bpp is not None and target_kbps is not None:
+        raise CodecError("give target_bpp or target_kbps, not both")
+    target = target_bpp if target_bpp is not None else target_kbps
+    if target is not None:
+        if not (isinstance(target, (int, float)) and math.isfinite(target) and target > 0):
+            raise CodecError(f"target rate {target!r} must be a positive number")
+        if params.interval is not None:
+            raise CodecError("a target rate chooses the threshold; it cannot be combined with interval")
+    pack = _packs.load_pack(pack_id, pack_config, options)
+    spec = resolve_grid(pack, grid)
+    width, height = check_size(size, max(g.downsample for g in pack.grids))
+    return pack, EncodeSettings(
+        grid=spec,
+        mode=want_mode,
+        params=params,
+        width=width,
+        height=height,
+        fps=rate,
+        fit=fit,
+        refresh=refresh,
+        reuse=float(reuse) if refresh > 1 else 0.0,
+        target_bpp=target_bpp,
+        target_kbps=target_kbps,
+    )
+
+
+def resolve_grid(pack: Pack, grid) -> GridSpec:
     """The pack's GridSpec named ``grid`` ("1/16") or with that downsample (16)."""
     for g in pack.grids:
         if grid == g.name or grid == g or (isinstance(grid, int) and grid == g.downsample) or str(grid) == g.name:
@@ -106,7 +363,7 @@ def _rate(fps) -> Fraction:
     return rate
 
 
-def _mode(mode):
+def _mode(mode) -> m.Mode:
     import m3cvc_format as m
 
     if isinstance(mode, str):
@@ -137,127 +394,50 @@ class _Progress:
             self.bar.close()
 
 
-def _index_map(pack, frame: np.ndarray, grid, reference=None, tolerance: float = 0.0) -> np.ndarray:
-    if reference is not None and tolerance > 0 and hasattr(pack, "encode_keyframe_near"):
-        indices = np.asarray(pack.encode_keyframe_near(frame, grid, reference, tolerance))
-    else:
-        indices = np.asarray(pack.encode_keyframe(frame, grid))
-    want = grid.grid(frame.shape[1], frame.shape[0])
-    if indices.shape != want:
-        raise CodecError(f"pack {pack.pack_id!r} returned a {indices.shape} index map, the grid is {want}")
-    if indices.size and (indices.min() < 0 or indices.max() >= pack.vocab_size):
-        raise CodecError(f"pack {pack.pack_id!r} returned indices outside 0..{pack.vocab_size - 1}")
-    return indices.astype(np.int64)
+# =========================================================================== 1. analyse
 
 
-def _size_model(header, index_map, texts: tuple[str, str]) -> tuple[int, float]:
-    """(fixed bytes, bytes per clip) of a stream like this one, measured by writing one- and
-    two-clip streams with the real writer."""
-    import dataclasses
-
-    import m3cvc_format as m
-
-    sizes = []
-    h = dataclasses.replace(header, frame_count=0)
-    for count in (1, 2):
-        buf = io.BytesIO()
-        with m.Writer(buf, h) as w:
-            for k in range(count):
-                w.write_clip(
-                    m.Clip(
-                        index=k,
-                        first_frame=k,
-                        frame_count=1,
-                        mode=m.Mode.PREDICTION,
-                        keyframe_text=texts[0],
-                        clip_text=texts[1],
-                        index_map=index_map,
-                    )
-                )
-        sizes.append(len(buf.getvalue()))
-    per_clip = sizes[1] - sizes[0]
-    return sizes[0] - per_clip, float(per_clip)
+def _no_score(n: int, l: int) -> float:
+    return 0.0
 
 
-def encode(
-    input,
-    output,
-    *,
-    pack: str = "lite",
-    grid: str = "1/16",
-    mode: str = "interpolation",
-    lambda1: float = KeyframeParams.lambda1,
-    lambda2: float = KeyframeParams.lambda2,
-    threshold: float = KeyframeParams.threshold,
-    interval: int | None = None,
-    min_clip: int = 2,
-    max_clip: int = 32,
-    target_bpp: float | None = None,
-    target_kbps: float | None = None,
-    texts=None,
-    size=(512, 320),
-    fps=8,
-    fit: str = "crop",
-    refresh: int = 8,
-    reuse: float = 0.5,
-    progress: bool = False,
-) -> EncodeReport:
-    """Code the video file ``input`` into the `.m3v` stream ``output`` (a path, written
-    atomically, ``"-"`` or a binary stream).
+@dataclass
+class Analysis:
+    """What the first pass learnt about the video: its frame count and the keyframe-selection
+    scores (``semantic(n, l)``, ``motion(n, l)``; constant 0 where a weight is 0 or the strategy
+    is a fixed interval), and the frames themselves when they fit in memory."""
 
-    ``texts``: None (no descriptions), a sidecar JSON path (docs/sidecar.md), its parsed
-    mapping, or a DescriptionProvider.  ``target_bpp`` / ``target_kbps`` choose the
-    threshold D_th by bisection (composite strategy only; ``threshold`` is then ignored); the
-    rate model behind it counts every map as independent, so with ``refresh`` the stream can
-    come out smaller than the target.  ``refresh`` N > 1 lets a keyframe's index map be coded
-    against the previous keyframe's (TEMPORAL, spec/m3v.md §6.5) where that is smaller, with
-    an independent map at least every N clips; 0 or 1 keeps every map independent.  With it,
-    ``reuse`` T > 0 keeps the previous keyframe's index at a cell whose codeword is within a
-    factor 1 + T (squared latent distance) of the nearest one, where the pack supports it.
-    Raises CodecError (bad input or options), PackError (pack missing), M3VError, OSError."""
-    import m3cvc_format as m
+    input: Any
+    settings: EncodeSettings
+    frame_count: int
+    semantic: Callable[[int, int], float] = _no_score
+    motion: Callable[[int, int], float] = _no_score
+    #: The frames at the coding size, or None when they did not fit (read again then).
+    cached: list[np.ndarray] | None = None
 
-    if fit not in ("crop", "pad"):
-        raise CodecError(f"fit {fit!r} is not 'crop' or 'pad'")
-    if isinstance(refresh, bool) or not isinstance(refresh, int) or refresh < 0:
-        raise CodecError(f"refresh {refresh!r} must be a whole number of clips, 0 or more")
-    if isinstance(reuse, bool) or not isinstance(reuse, (int, float)) or not math.isfinite(reuse) or reuse < 0:
-        raise CodecError(f"reuse tolerance {reuse!r} must be a number, 0 or more")
-    reuse = float(reuse) if refresh > 1 else 0.0
-    rate = _rate(fps)
-    want_mode = _mode(mode)
-    params = KeyframeParams(
-        lambda1=float(lambda1),
-        lambda2=float(lambda2),
-        threshold=float(threshold),
-        interval=interval,
-        min_clip=min_clip,
-        max_clip=max_clip,
-    )
-    if target_bpp is not None and target_kbps is not None:
-        raise CodecError("give target_bpp or target_kbps, not both")
-    target = target_bpp if target_bpp is not None else target_kbps
-    if target is not None:
-        if not (isinstance(target, (int, float)) and math.isfinite(target) and target > 0):
-            raise CodecError(f"target rate {target!r} must be a positive number")
-        if params.interval is not None:
-            raise CodecError("a target rate chooses the threshold; it cannot be combined with interval")
-    pk = _packs.load_pack(pack)
-    spec = resolve_grid(pk, grid)
-    multiple = max(g.downsample for g in pk.grids)
-    width, height = check_size(size, multiple)
-    provider = provider_for(texts)
+    def frames(self) -> Iterable[np.ndarray]:
+        """The video's frames at the coding size and rate, from memory or read again."""
+        if self.cached is not None:
+            return self.cached
+        s = self.settings
+        return read_frames(self.input, s.size, s.fps, s.fit)
 
-    info = probe(input)  # fails early and clearly on a missing or unreadable file
+    def first_frame(self) -> np.ndarray:
+        return next(iter(self.frames()))
 
-    # ---- pass 1: count frames, measure scores, keep frames if small enough
-    composite = params.interval is None
-    semantic = SemanticScorer(pk.embed) if composite and params.lambda1 else None
-    motion = MotionScorer() if composite and params.lambda2 else None
+
+def analyse(input, pack: Pack, settings: EncodeSettings, *, progress: bool = False) -> Analysis:
+    """First pass: count the frames, measure the pack's selection scores, keep the frames if
+    they fit in :data:`FRAME_CACHE_BYTES`."""
+    s = settings
+    source = probe(input)  # fails early and clearly on a missing or unreadable file
+    composite = s.params.interval is None
+    semantic = SemanticScorer(pack) if composite and s.params.lambda1 else None
+    motion = MotionScorer(pack) if composite and s.params.lambda2 else None
     cached: list[np.ndarray] | None = []
     n_frames = 0
-    bar = _Progress(progress, frame_count_estimate(info, rate) or None, "analysing")
-    for frame in read_frames(input, (width, height), rate, fit):
+    bar = _Progress(progress, frame_count_estimate(source, s.fps) or None, "analysing")
+    for frame in read_frames(input, s.size, s.fps, s.fit):
         n_frames += 1
         if semantic is not None:
             semantic.add(frame)
@@ -269,147 +449,306 @@ def encode(
                 cached = None
         bar.update()
     bar.close()
-    sem_fn = semantic if semantic is not None else (lambda n, l: 0.0)
-    mot_fn = motion if motion is not None else (lambda n, l: 0.0)
-
-    first_frame = cached[0] if cached else next(iter(read_frames(input, (width, height), rate, fit)))
-    first_map = _index_map(pk, first_frame, spec)
-
-    settings = {
-        "pack": pk.pack_id,
-        "grid": spec.name,
-        "mode": want_mode.name.lower(),
-        "size": [width, height],
-        "fps": str(rate),
-        "fit": fit,
-        **params.metadata(),
-        "target_bpp": target_bpp,
-        "target_kbps": target_kbps,
-        "encoder": ENCODER_NAME,
-        "refresh": refresh,
-        "reuse": reuse,
-    }
-    stream_seed = int.from_bytes(hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).digest()[:8], "little")
-
-    selection = params.metadata()
-
-    def make_header(threshold_used):
-        sel = dict(selection, threshold=float(threshold_used) if threshold_used is not None else None)
-        sel = {k: v for k, v in sel.items() if v is not None}
-        if target_bpp is not None:
-            sel["target_bpp"] = float(target_bpp)
-        if target_kbps is not None:
-            sel["target_kbps"] = float(target_kbps)
-        gh, gw = spec.grid(width, height)
-        return m.Header(
-            width=width,
-            height=height,
-            fps=rate,
-            grid_h=gh,
-            grid_w=gw,
-            vocab_size=pk.vocab_size,
-            frame_count=n_frames,
-            pack_id=pk.pack_id,
-            pack_hash=bytes(pk.weights_hash(spec)),
-            text_codec=m.TextCodec.TOKANS1,
-            default_mode=want_mode,
-            stream_seed=stream_seed,
-            # No prior: on the lite pack's real maps the context coder gains nothing from
-            # it (7.68 vs 7.75 bits an index on the juggling clip) and it costs ~510 header
-            # bytes, a fifth of a 10-second stream.
-            prior=(),
-            metadata={"encoder": ENCODER_NAME, "keyframe_selection": sel},
-        )
-
-    # ---- keyframe selection
-    threshold_used: float | None = params.threshold if composite else None
-    target_met = None
-    if target is not None:
-        span0 = ClipSpan(0, 0, 1, rate)
-        texts0 = (
-            provider.describe(span0, first_frame, None) if not getattr(provider, "needs_frames", True) else ("", "")
-        )
-        fixed, per_clip = _size_model(make_header(params.threshold), first_map, texts0)
-        if target_bpp is not None:
-            budget = target_bpp * width * height * n_frames / 8
-        else:
-            budget = target_kbps * 1000 / 8 * float(n_frames / rate)
-        threshold_used, clips, target_met = threshold_for_rate(
-            n_frames, sem_fn, mot_fn, params, budget, fixed, per_clip
-        )
-        if not target_met:
-            log.warning("target rate cannot be met: even %d-frame clips exceed it", params.max_clip)
-    else:
-        clips = select_clips(n_frames, sem_fn, mot_fn, params)
-    if isinstance(provider, SidecarDescriptions):
-        provider.check_clips(len(clips))
-
-    header = make_header(threshold_used)
-    modes = [want_mode] * len(clips)
-    modes[-1] = m.Mode.PREDICTION  # spec/m3v.md §6.2: the last clip has no successor
-
-    # ---- pass 2: code keyframes
-    needs_frames = getattr(provider, "needs_frames", True)
-    frames_iter: Iterable[np.ndarray] = cached if cached is not None else read_frames(input, (width, height), rate, fit)
-    starts = {first: k for k, (first, _) in enumerate(clips)}
-    bar = _Progress(progress, len(clips), "coding", unit="clip")
-    with m.Writer(output, header, refresh=refresh) as writer:
-        k = -1
-        clip_frames: list[np.ndarray] = []
-        seen = 0
-
-        previous = first_map  # the last keyframe's map, for reuse
-
-        def flush(k):
-            nonlocal previous
-            first, count = clips[k]
-            key = clip_frames[0]
-            indices = first_map if k == 0 else _index_map(pk, key, spec, previous, reuse)
-            previous = indices
-            span = ClipSpan(k, first, count, rate)
-            kf_text, clip_text = provider.describe(span, key, np.stack(clip_frames) if needs_frames else None)
-            writer.write_clip(
-                m.Clip(
-                    index=k,
-                    first_frame=first,
-                    frame_count=count,
-                    mode=modes[k],
-                    keyframe_text=kf_text,
-                    clip_text=clip_text,
-                    index_map=indices,
-                )
-            )
-            bar.update()
-
-        for n, frame in enumerate(frames_iter):
-            seen = n + 1
-            if n >= n_frames:
-                break
-            if n in starts:
-                if k >= 0:
-                    flush(k)
-                k = starts[n]
-                clip_frames = []
-            if needs_frames or not clip_frames:
-                clip_frames.append(frame)
-        if seen < n_frames:
-            raise CodecError(f"{input}: gave {seen} frames on the second read, {n_frames} on the first")
-        flush(k)
-    bar.close()
-    total = writer.bytes_written
-    return EncodeReport(
-        output=str(output),
-        width=width,
-        height=height,
-        fps=rate,
-        frames=n_frames,
-        clips=list(clips),
-        modes=[md.name.lower() for md in modes],
-        bytes=total,
-        threshold=threshold_used,
-        strategy=params.strategy,
-        target_met=target_met,
-        text_bytes=writer.text_bytes,
-        vq_bytes=writer.vq_bytes,
-        dependent_clips=writer.dependent_clips,
+    return Analysis(
+        input=input,
+        settings=s,
+        frame_count=n_frames,
+        semantic=semantic if semantic is not None else _no_score,
+        motion=motion if motion is not None else _no_score,
+        cached=cached,
     )
+
+
+# =========================================================================== 2. select keyframes
+
+
+@dataclass(frozen=True)
+class RateBudget:
+    """A target rate as bytes, with the stream-size model it is checked against: ``fixed`` bytes
+    plus ``per_clip`` bytes a clip."""
+
+    bytes: float
+    fixed: int
+    per_clip: float
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The clips as (first frame, frame count), the threshold D_th used (None for a fixed
+    interval) and, under a target rate, whether it was met."""
+
+    clips: list[tuple[int, int]]
+    threshold: float | None
+    target_met: bool | None = None
+
+
+def rate_budget(video: Analysis, pack: Pack, settings: EncodeSettings, provider: DescriptionProvider) -> RateBudget:
+    """The target rate of ``settings`` in bytes, and the size model it is met with: one- and
+    two-clip streams like this one measured with the real writer (keyframe 0's map; its texts
+    when the provider gives them without frames, else none)."""
+    import m3cvc_format as m
+
+    s = settings
+    first = video.first_frame()
+    first_map = code_keyframe(pack, s.grid, first)
+    texts = ("", "")
+    if not provider.needs_frames:
+        span = ClipSpan(0, 0, 1, s.fps)
+        keyframe_text = provider.describe_keyframe(span, first, None, None)
+        texts = (keyframe_text, provider.describe_clip(span, None, keyframe_text))
+    header = stream_header(pack, s, 0, s.params.threshold, provider.metadata())
+    sizes = []
+    for count in (1, 2):
+        buf = io.BytesIO()
+        with m.Writer(buf, header) as w:
+            for k in range(count):
+                w.write_clip(
+                    m.Clip(
+                        index=k,
+                        first_frame=k,
+                        frame_count=1,
+                        mode=m.Mode.PREDICTION,
+                        keyframe_text=texts[0],
+                        clip_text=texts[1],
+                        index_map=first_map,
+                    )
+                )
+        sizes.append(len(buf.getvalue()))
+    per_clip = sizes[1] - sizes[0]
+    n = video.frame_count
+    if s.target_bpp is not None:
+        budget = s.target_bpp * s.width * s.height * n / 8
+    else:
+        assert s.target_kbps is not None
+        budget = s.target_kbps * 1000 / 8 * float(n / s.fps)
+    return RateBudget(budget, sizes[0] - per_clip, float(per_clip))
+
+
+def select_keyframes(video: Analysis, params: KeyframeParams, budget: RateBudget | None = None) -> Selection:
+    """Split the frames into clips: by the composite score against ``params.threshold``, by
+    a fixed interval, or (with a ``budget``) by the threshold whose stream fits it."""
+    n = video.frame_count
+    if budget is not None:
+        threshold, clips, met = threshold_for_rate(
+            n, video.semantic, video.motion, params, budget.bytes, budget.fixed, budget.per_clip
+        )
+        if not met:
+            log.warning("target rate cannot be met: even %d-frame clips exceed it", params.max_clip)
+        return Selection(clips, threshold, met)
+    clips = select_clips(n, video.semantic, video.motion, params)
+    return Selection(clips, params.threshold if params.interval is None else None)
+
+
+# =========================================================================== 3. describe (second pass)
+
+
+@dataclass(frozen=True)
+class ClipFrames:
+    """One clip of the second pass: where it lies, its keyframe, and all its frames
+    (N x H x W x 3) when they were asked for."""
+
+    span: ClipSpan
+    keyframe: np.ndarray
+    frames: np.ndarray | None
+
+
+def read_clips(video: Analysis, clips: Sequence[tuple[int, int]], with_frames: bool) -> Iterator[ClipFrames]:
+    """Second pass: the clips in order (CodecError when the video gives fewer frames than the
+    first pass counted)."""
+    n_frames = video.frame_count
+    fps = video.settings.fps
+    starts = {first: k for k, (first, _) in enumerate(clips)}
+    k = -1
+    held: list[np.ndarray] = []
+    seen = 0
+
+    def clip(k: int) -> ClipFrames:
+        first, count = clips[k]
+        return ClipFrames(ClipSpan(k, first, count, fps), held[0], np.stack(held) if with_frames else None)
+
+    for n, frame in enumerate(video.frames()):
+        seen = n + 1
+        if n >= n_frames:
+            break
+        if n in starts:
+            if k >= 0:
+                yield clip(k)
+            k = starts[n]
+            held = []
+        if with_frames or not held:
+            held.append(frame)
+    if seen < n_frames:
+        raise CodecError(f"{video.input}: gave {seen} frames on the second read, {n_frames} on the first")
+    yield clip(k)
+
+
+class Texts(NamedTuple):
+    """The two texts of one clip."""
+
+    keyframe: str  # D^F
+    clip: str  # D^C
+
+
+@dataclass(frozen=True)
+class DescribedClip:
+    """A clip of the second pass with its texts."""
+
+    clip: ClipFrames
+    texts: Texts
+
+
+def describe(
+    provider: DescriptionProvider,
+    clip: ClipFrames,
+    previous_keyframe: np.ndarray | None = None,
+    previous_text: str | None = None,
+) -> Texts:
+    """D^F of the clip's keyframe (given the previous keyframe and its D^F), then D^C of the
+    clip (given D^F)."""
+    keyframe_text = provider.describe_keyframe(clip.span, clip.keyframe, previous_keyframe, previous_text)
+    return Texts(keyframe_text, provider.describe_clip(clip.span, clip.frames, keyframe_text))
+
+
+def describe_clips(provider: DescriptionProvider, clips: Iterable[ClipFrames]) -> Iterator[DescribedClip]:
+    """:func:`describe` for each clip in order, each keyframe against the one before."""
+    previous_keyframe: np.ndarray | None = None
+    previous_text: str | None = None
+    for clip in clips:
+        texts = describe(provider, clip, previous_keyframe, previous_text)
+        yield DescribedClip(clip, texts)
+        previous_keyframe, previous_text = clip.keyframe, texts.keyframe
+
+
+# =========================================================================== 4. code keyframes
+
+
+def code_keyframe(
+    pack: Pack, grid: GridSpec, frame: np.ndarray, reference: np.ndarray | None = None, tolerance: float = 0.0
+) -> np.ndarray:
+    """The keyframe's index map; with a ``reference`` map (the previous keyframe's) and a
+    ``tolerance`` > 0, the pack may keep reference indices that are nearly as good
+    (:meth:`Pack.encode_keyframe_near`).  CodecError when the pack's answer does not fit the grid."""
+    if reference is not None and tolerance > 0:
+        indices = np.asarray(pack.encode_keyframe_near(frame, grid, reference, tolerance))
+    else:
+        indices = np.asarray(pack.encode_keyframe(frame, grid))
+    want = grid.grid(frame.shape[1], frame.shape[0])
+    if indices.shape != want:
+        raise CodecError(f"pack {pack.pack_id!r} returned a {indices.shape} index map, the grid is {want}")
+    if indices.size and (indices.min() < 0 or indices.max() >= grid.vocab_size):
+        raise CodecError(f"pack {pack.pack_id!r} returned indices outside 0..{grid.vocab_size - 1}")
+    return indices.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class CodedClip:
+    """What is written of a clip, its mode aside: where it lies, its texts, its keyframe's
+    index map."""
+
+    span: ClipSpan
+    texts: Texts
+    indices: np.ndarray
+
+
+def code_keyframes(
+    pack: Pack, grid: GridSpec, clips: Iterable[DescribedClip], *, tolerance: float = 0.0
+) -> Iterator[CodedClip]:
+    """:func:`code_keyframe` for each clip in order, each keyframe against the previous one's
+    map (used when ``tolerance`` > 0)."""
+    reference: np.ndarray | None = None
+    for item in clips:
+        reference = code_keyframe(pack, grid, item.clip.keyframe, reference, tolerance)
+        yield CodedClip(item.clip.span, item.texts, reference)
+
+
+# =========================================================================== 5. choose clip modes
+
+
+def choose_clip_modes(clip_count: int, mode: m.Mode) -> list[m.Mode]:
+    """``mode`` for every clip but the last, which has no next keyframe to interpolate towards
+    and is always prediction (spec/m3v.md §6.2)."""
+    import m3cvc_format as m
+
+    modes = [mode] * clip_count
+    if modes:
+        modes[-1] = m.Mode.PREDICTION
+    return modes
+
+
+# =========================================================================== 6. write
+
+
+def stream_header(
+    pack: Pack,
+    settings: EncodeSettings,
+    frame_count: int,
+    threshold: float | None,
+    metadata: Mapping[str, Any] | None = None,
+) -> m.Header:
+    """The stream header: geometry, pack, seed, and the metadata (``metadata`` from the
+    description provider, the encoder's name and the keyframe-selection settings)."""
+    import m3cvc_format as m
+
+    s = settings
+    selection = dict(s.params.metadata(), threshold=float(threshold) if threshold is not None else None)
+    selection = {k: v for k, v in selection.items() if v is not None}
+    if s.target_bpp is not None:
+        selection["target_bpp"] = float(s.target_bpp)
+    if s.target_kbps is not None:
+        selection["target_kbps"] = float(s.target_kbps)
+    gh, gw = s.grid.grid(s.width, s.height)
+    return m.Header(
+        width=s.width,
+        height=s.height,
+        fps=s.fps,
+        grid_h=gh,
+        grid_w=gw,
+        vocab_size=s.grid.vocab_size,
+        frame_count=frame_count,
+        pack_id=pack.pack_id,
+        pack_hash=bytes(pack.weights_hash(s.grid)),
+        text_codec=m.TextCodec.TOKANS1,
+        default_mode=s.mode,
+        stream_seed=s.stream_seed(pack.pack_id),
+        # No prior: on the default pack's real maps the context coder gains nothing from
+        # it (7.68 vs 7.75 bits an index on the juggling clip) and it costs ~510 header
+        # bytes, a fifth of a 10-second stream.
+        prior=(),
+        metadata={**(metadata or {}), "encoder": ENCODER_NAME, "keyframe_selection": selection},
+    )
+
+
+def write_stream(
+    output,
+    header: m.Header,
+    clips: Iterable[CodedClip],
+    modes: Sequence[m.Mode],
+    *,
+    refresh: int,
+    progress: bool = False,
+) -> m.Writer:
+    """Write the header and the clips, each with its mode (atomically when ``output`` is a
+    path: nothing is left behind when ``clips`` raises).  Returns the closed writer, for its
+    byte counts."""
+    import m3cvc_format as m
+
+    bar = _Progress(progress, len(modes), "coding", unit="clip")
+    try:
+        with m.Writer(output, header, refresh=refresh) as writer:
+            for clip in clips:
+                span = clip.span
+                writer.write_clip(
+                    m.Clip(
+                        index=span.index,
+                        first_frame=span.first_frame,
+                        frame_count=span.frame_count,
+                        mode=modes[span.index],
+                        keyframe_text=clip.texts.keyframe,
+                        clip_text=clip.texts.clip,
+                        index_map=clip.indices,
+                    )
+                )
+                bar.update()
+    finally:
+        bar.close()
+    return writer
