@@ -6,7 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ._cli import error_text, known_errors, setup_logging, show_progress
+from m3cvc_format.cli import run, show_progress
+
+from .cli_pack import add_pack_arguments, runtime_options
 
 PROG = "m3v-decode"
 
@@ -20,38 +22,55 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", help="video encoder for .mp4/.mkv output (default libx264, CRF 18)")
     p.add_argument("--y4m-444", action="store_true", help="write 4:4:4 y4m instead of 4:2:0 (C420jpeg)")
     p.add_argument("--frames", help="decode only frames A:B (either side may be empty)")
+    add_pack_arguments(
+        p, pack_default=None, pack_help="refuse a stream coded with another pack (default: the pack the stream names)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or closing line")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    setup_logging(PROG, args.quiet)
-    try:
-        from .decoder import decode
+def _decode(args: argparse.Namespace) -> int:
+    from .decoder import decode
 
-        source = sys.stdin.buffer if args.input == "-" else args.input
-        report = decode(
-            source,
-            args.output,
-            frames=args.frames,
-            codec=args.codec,
-            chroma="444" if args.y4m_444 else "420",
-            progress=show_progress(args.quiet),
-        )
-    except known_errors() as err:
-        print(f"{PROG}: {args.input}: {error_text(err)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    source = sys.stdin.buffer if args.input == "-" else args.input
+    if args.pack:
+        if source is sys.stdin.buffer:
+            source = source.read()  # read twice: for the header here, then to decode
+        _check_pack(source, args.pack)
+    report = decode(
+        source,
+        args.output,
+        frames=args.frames,
+        codec=args.codec,
+        chroma="444" if args.y4m_444 else "420",
+        progress=show_progress(args.quiet),
+        pack_config=args.pack_config,
+        options=runtime_options(args),
+    )
     if not args.quiet:
+        clips = f"{report.clips_decoded} clip{'s' if report.clips_decoded != 1 else ''}"
+        last = report.first_frame + report.frames - 1
         print(
-            f"{PROG}: {report.frames} frames ({report.first_frame}..{report.first_frame + report.frames - 1}) "
-            f"of {report.width}x{report.height} at {report.fps} fps from {report.clips_decoded} clip{'s' if report.clips_decoded != 1 else ''} "
-            f"-> {report.output}",
+            f"{PROG}: {report.frames} frames ({report.first_frame}..{last}) of {report.width}x{report.height} "
+            f"at {report.fps} fps from {clips} -> {report.output}",
             file=sys.stderr,
         )
     return 0
+
+
+def _check_pack(source, pack_id: str) -> None:
+    import m3cvc_format as m
+
+    from .packs import PackError
+
+    with m.Reader(source) as reader:
+        named = reader.header.pack_id
+    if named != pack_id:
+        raise PackError(f"stream was coded with pack {named!r}, not {pack_id!r}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(PROG, _parser(), _decode, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ._cli import error_text, known_errors, setup_logging, show_progress
+from m3cvc_format.cli import run, show_progress
+
+from .cli_pack import add_pack_arguments, runtime_options
 
 PROG = "m3v-encode"
 
@@ -22,11 +24,14 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .keyframes import KeyframeParams as d
+    from .packs import DEFAULT_PACK
+
     p = argparse.ArgumentParser(prog=PROG, description="Code a video into an .m3v stream (M3-CVC).")
     p.add_argument("input", help="video file (anything FFmpeg reads: mp4, mkv, avi, webm, y4m, ...)")
     p.add_argument("-o", "--output", required=True, help="output .m3v file, or - for standard output")
-    p.add_argument("--pack", default="lite", help="model pack id (default lite)")
-    p.add_argument("--grid", default="1/16", help="index grid: 1/16 (default) or 1/8")
+    add_pack_arguments(p, pack_default=DEFAULT_PACK, pack_help=f"model pack id (default {DEFAULT_PACK})")
+    p.add_argument("--grid", default="1/16", help="index grid variant of the pack (default 1/16)")
     p.add_argument(
         "--mode",
         default="interpolation",
@@ -34,8 +39,6 @@ def _parser() -> argparse.ArgumentParser:
         help="reconstruction mode of the clips (the last clip is always prediction)",
     )
     sel = p.add_argument_group("keyframe selection")
-    from .keyframes import KeyframeParams as d
-
     sel.add_argument(
         "--lambda1", type=float, default=d.lambda1, help=f"weight of the semantic distance (default {d.lambda1:g})"
     )
@@ -73,42 +76,40 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    setup_logging(PROG, args.quiet)
-    try:
-        from .encoder import encode
+def _encode(args: argparse.Namespace) -> int:
+    from .encoder import encode
 
-        report = encode(
-            args.input,
-            args.output,
-            pack=args.pack,
-            grid=args.grid,
-            mode=args.mode,
-            lambda1=args.lambda1,
-            lambda2=args.lambda2,
-            threshold=args.threshold,
-            interval=args.interval,
-            min_clip=args.min_clip,
-            max_clip=args.max_clip,
-            target_bpp=args.target_bpp,
-            target_kbps=args.target_kbps,
-            texts=args.texts,
-            size=args.size,
-            fps=args.fps,
-            fit="pad" if args.pad else "crop",
-            refresh=args.refresh,
-            reuse=args.reuse,
-            progress=show_progress(args.quiet),
-        )
-    except known_errors() as err:
-        print(f"{PROG}: {args.input}: {error_text(err)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    report = encode(
+        args.input,
+        args.output,
+        pack=args.pack,
+        pack_config=args.pack_config,
+        options=runtime_options(args),
+        grid=args.grid,
+        mode=args.mode,
+        lambda1=args.lambda1,
+        lambda2=args.lambda2,
+        threshold=args.threshold,
+        interval=args.interval,
+        min_clip=args.min_clip,
+        max_clip=args.max_clip,
+        target_bpp=args.target_bpp,
+        target_kbps=args.target_kbps,
+        texts=args.texts,
+        size=args.size,
+        fps=args.fps,
+        fit="pad" if args.pad else "crop",
+        refresh=args.refresh,
+        reuse=args.reuse,
+        progress=show_progress(args.quiet),
+    )
     if not args.quiet:
         print(f"{PROG}: {report.summary()}", file=sys.stderr)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(PROG, _parser(), _encode, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

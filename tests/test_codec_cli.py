@@ -204,12 +204,10 @@ def test_encode_bad_inputs_exit_1(fake_pack, tmp_path, capsys):
 
 def test_usage_errors_exit_2(capsys):
     for argv in ([], ["in.mp4"], ["in.mp4", "-o", "x.m3v", "--size", "big"], ["in.mp4", "-o", "x", "--mode", "x"]):
-        with pytest.raises(SystemExit) as exc:
-            cli_encode.main(argv)
-        assert exc.value.code == 2
-    with pytest.raises(SystemExit) as exc:
-        cli_decode.main(["x.m3v"])
-    assert exc.value.code == 2
+        code, _, err = run(cli_encode.main, argv, capsys)
+        assert code == 2 and "usage: m3v-encode" in err
+    code, _, err = run(cli_decode.main, ["x.m3v"], capsys)
+    assert code == 2 and "usage: m3v-decode" in err
 
 
 def test_decode_refuses_unknown_pack_or_other_weights(monkeypatch, synthetic, tmp_path, capsys):
@@ -237,6 +235,67 @@ def test_decode_bad_stream_exit_1(fake_pack, tmp_path, capsys):
     assert code == 1 and "signature" in err
     code, _, err = run(cli_decode.main, [str(tmp_path / "missing.m3v"), "-o", str(tmp_path / "a.y4m")], capsys)
     assert code == 1 and "No such file" in err
+
+
+def test_missing_input_is_named_once(fake_pack, tmp_path, capsys):
+    missing = str(tmp_path / "missing.mp4")
+    code, _, err = run(cli_encode.main, [missing, "-o", str(tmp_path / "x.m3v"), *SMALL], capsys)
+    assert code == 1 and err == f"m3v-encode: {missing}: no such file\n"
+    missing = str(tmp_path / "missing.m3v")
+    code, _, err = run(cli_decode.main, [missing, "-o", str(tmp_path / "x.y4m")], capsys)
+    assert code == 1 and err == f"m3v-decode: {missing}: No such file or directory\n"
+    assert not (tmp_path / "x.m3v").exists() and not (tmp_path / "x.y4m").exists()
+
+
+def test_pack_flags_reach_the_pack(fake_pack, synthetic, tmp_path, capsys, monkeypatch):
+    """--pack, --pack-config, --models and --device become load_pack's pack id, config and
+    RuntimeOptions, in m3v-encode and in m3v-decode."""
+    import m3cvc_codec.packs as registry
+    from m3cvc_codec.packs import RuntimeOptions
+
+    calls = []
+    fake_load = registry.load_pack
+
+    def recording(pack_id, config=None, options=None, **kwargs):
+        calls.append((pack_id, config, options))
+        return fake_load(pack_id, config, options, **kwargs)
+
+    monkeypatch.setattr(registry, "load_pack", recording)
+    config, models = str(tmp_path / "fake.json"), str(tmp_path / "models")
+    flags = ["--pack-config", config, "--models", models, "--device", "cpu"]
+    out = tmp_path / "a.m3v"
+    code, _, err = run(cli_encode.main, [synthetic, "-o", str(out), *SMALL, "--pack", "test.fake", *flags], capsys)
+    assert code == 0, err
+    assert calls == [("test.fake", config, RuntimeOptions(device="cpu", models_dir=models))]
+    calls.clear()
+    code, _, err = run(cli_decode.main, [str(out), "-o", str(tmp_path / "a.y4m"), *flags], capsys)
+    assert code == 0, err
+    assert calls and all(c == ("test.fake", config, RuntimeOptions(device="cpu", models_dir=models)) for c in calls)
+    calls.clear()
+    code, _, err = run(cli_encode.main, [synthetic, "-o", str(out), *SMALL, "-q"], capsys)
+    assert code == 0 and calls == [(registry.DEFAULT_PACK, None, RuntimeOptions())]  # the defaults
+    # m3v-decode --pack names the pack the stream must have been coded with
+    code, _, err = run(cli_decode.main, [str(out), "-o", str(tmp_path / "b.y4m"), "--pack", "other.pack"], capsys)
+    assert code == 1 and f"coded with pack {registry.DEFAULT_PACK!r}, not 'other.pack'" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "b.y4m").exists()
+
+
+def test_pack_refuses_device_in_one_line(monkeypatch, synthetic, tmp_path, capsys):
+    """The real default pack, asked for a device it does not run on: its own one-line refusal."""
+    from m3cvc_codec.packs import DEFAULT_PACK, PackError, RuntimeOptions, load_pack
+
+    with pytest.raises(PackError) as refusal:
+        load_pack(DEFAULT_PACK, None, RuntimeOptions(device="cuda"), cache=None)
+    out = tmp_path / "a.m3v"
+    code, _, err = run(cli_encode.main, [synthetic, "-o", str(out), *SMALL, "--device", "cuda"], capsys)
+    assert code == 1 and err == f"m3v-encode: {synthetic}: {refusal.value}\n"
+    assert not out.exists()
+    install(monkeypatch)  # a stream that names the default pack, made with the fake one
+    encode(synthetic, out, pack=DEFAULT_PACK, size=(128, 80), interval=8)
+    monkeypatch.undo()
+    code, _, err = run(cli_decode.main, [str(out), "-o", str(tmp_path / "a.y4m"), "--device", "cuda"], capsys)
+    assert code == 1 and err == f"m3v-decode: {out}: {refusal.value}\n"
+    assert not (tmp_path / "a.y4m").exists()
 
 
 def test_pipeline_never_imports_torch():
