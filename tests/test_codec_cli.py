@@ -332,3 +332,49 @@ def test_frame_range_decodes_only_the_clips_it_needs(fake_pack, synthetic, tmp_p
     )
     decode(out, tmp_path / "a.y4m", frames="5:7")
     assert len(seen) == 2  # clip 1 and the keyframe of clip 2 it interpolates towards
+
+
+def test_stages_composed_by_hand_give_encode_bytes(fake_pack, synthetic, tmp_path):
+    """encode() is the Fig. 1 stages in order: running them by hand writes the same stream."""
+    import m3cvc_codec.encoder as enc
+    from m3cvc_codec.descriptions import NoDescriptions
+
+    opts = dict(size=(128, 80), interval=4, refresh=4, reuse=0.5)
+    want = tmp_path / "encode.m3v"
+    report = encode(synthetic, want, pack="test.fake", **opts)
+    pack, s = enc.prepare("test.fake", **opts)
+    provider = NoDescriptions()
+    video = enc.analyse(synthetic, pack, s)
+    selection = enc.select_keyframes(video, s.params)
+    clips = enc.read_clips(video, selection.clips, with_frames=provider.needs_frames)
+    coded = list(enc.code_keyframes(pack, s.grid, enc.describe_clips(provider, clips), tolerance=s.reuse))
+    modes = enc.choose_clip_modes(len(selection.clips), s.mode)
+    header = enc.stream_header(pack, s, video.frame_count, selection.threshold, provider.metadata())
+    writer = enc.write_stream(tmp_path / "stages.m3v", header, coded, modes, refresh=s.refresh)
+    assert (tmp_path / "stages.m3v").read_bytes() == want.read_bytes()
+    assert writer.bytes_written == report.bytes and report.dependent_clips == writer.dependent_clips > 0
+    assert [(c.span.first_frame, c.span.frame_count) for c in coded] == report.clips
+    assert [md.name.lower() for md in modes] == report.modes and modes[-1] == m.Mode.PREDICTION
+    assert enc.choose_clip_modes(0, m.Mode.INTERPOLATION) == []
+
+
+def test_code_keyframe_checks_the_pack_answer(fake_pack):
+    import m3cvc_codec.encoder as enc
+    from m3cvc_codec import CodecError
+
+    grid = fake_pack.grids[0]
+    frame = moving_square(1, 128, 80)[0]
+    assert enc.code_keyframe(fake_pack, grid, frame).dtype == np.int64
+    fake_pack.encode_keyframe = lambda frame, grid: np.zeros((4, 8), np.int64)
+    with pytest.raises(CodecError, match=r"returned a \(4, 8\) index map, the grid is \(5, 8\)"):
+        enc.code_keyframe(fake_pack, grid, frame)
+    fake_pack.encode_keyframe = lambda frame, grid: np.full((5, 8), grid.vocab_size)
+    with pytest.raises(CodecError, match=r"indices outside 0\.\.255"):
+        enc.code_keyframe(fake_pack, grid, frame)
+    # with a reference and a tolerance the pack's encode_keyframe_near answers (the ABC's default
+    # falls back to encode_keyframe)
+    fake_pack.encode_keyframe_near = lambda frame, grid, reference, tolerance: reference
+    ref = np.ones((5, 8), np.int64)
+    assert np.array_equal(enc.code_keyframe(fake_pack, grid, frame, ref, 0.5), ref)
+    with pytest.raises(CodecError, match="indices outside"):
+        enc.code_keyframe(fake_pack, grid, frame, ref, 0.0)  # tolerance 0: the nearest, always
