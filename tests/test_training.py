@@ -52,11 +52,13 @@ def test_script_reads_arguments_without_torch():
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.slow  # imports torch (about 2 s)
 def test_script_variants_are_the_models():
     training = need_torch()
     assert tuple(training.VARIANTS) == _trainer().VARIANT_NAMES
 
 
+@pytest.mark.slow  # imports torch (about 2 s)
 def test_model_shapes_and_losses():
     training = need_torch()
     import torch
@@ -80,6 +82,7 @@ def test_model_shapes_and_losses():
     assert training.count_params(model.encoder) > 0
 
 
+@pytest.mark.slow  # imports torch (about 2 s)
 def test_onnx_weights_round_trip_and_refusal(tmp_path):
     training = need_torch()
     if importlib.util.find_spec("onnx") is None:
@@ -97,8 +100,8 @@ def test_onnx_weights_round_trip_and_refusal(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(training.WEIGHT_FILES)
     dec = training.VQAE(channels).decoder
     training.load_onnx_weights(dec, tmp_path / "decoder.onnx")
-    for name, value in dec.state_dict().items():  # float16-stored weights, read back
+    for name, value in dec.state_dict().items():  # read back: float16-stored, but for tensors under 16 values
         expected = model.decoder.state_dict()[name]
-        assert torch.allclose(value, expected.half().float()) or torch.equal(value, expected), name
+        assert torch.equal(value, expected.half().float() if expected.numel() >= 16 else expected), name
     with pytest.raises(ValueError, match="no weights for"):
         training.load_onnx_weights(model.encoder, tmp_path / "decoder.onnx")
