@@ -90,7 +90,7 @@ def test_ms_ssim_symmetric_and_mostly_insensitive_to_small_brightness_shift():
 
 
 def test_ms_ssim_refuses_too_small_or_mismatched_frames():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs at least"):
         M.ms_ssim(np.zeros((100, 200, 3), np.uint8), np.zeros((100, 200, 3), np.uint8))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="differ in shape"):
         M.psnr_rgb(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5, 3), np.uint8))
