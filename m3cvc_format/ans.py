@@ -14,11 +14,15 @@ bytes at the end of the last (most significant, never zero) word removed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .constants import ANS_PRECISION
 from .errors import PayloadError
+
+# What AnsEncoder keeps: (symbols, table or tables), or (cums, freqs, None) for intervals.
+_Segment = tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, None]
 
 __all__ = ["TOTAL", "AnsDecoder", "AnsEncoder", "Model", "ideal_bits", "normalize", "rank_order"]
 
@@ -58,7 +62,7 @@ def ideal_bits(symbols: np.ndarray, freqs: np.ndarray) -> float:
     return float(np.sum(ANS_PRECISION - np.log2(p)))
 
 
-def _constriction_model(freqs: np.ndarray):
+def _constriction_model(freqs: np.ndarray) -> Any:
     import constriction
 
     # With probabilities f_i - 1 the quantiser's scale is (2**24 - n) / sum = 1.0
@@ -87,7 +91,8 @@ class AnsEncoder:
     """Collects symbols in decoding order; :meth:`finish` codes them (ANS runs in reverse)."""
 
     def __init__(self) -> None:
-        self._segments: list[tuple[np.ndarray, np.ndarray]] = []
+        # (symbols, tables), or (cums, freqs, None) for symbols given by their intervals
+        self._segments: list[_Segment] = []
 
     def push(self, symbol: int, freqs: np.ndarray) -> None:
         """Append one symbol coded with its own frequency table."""
@@ -129,12 +134,13 @@ class AnsEncoder:
         return _encode_constriction(self._segments, start_state)
 
 
-def _encode_constriction(segments, start_state: int) -> bytes:
+def _encode_constriction(segments: list[_Segment], start_state: int) -> bytes:
     import constriction
 
     initial = np.asarray([start_state] if start_state else [], dtype=np.uint32)
     coder = constriction.stream.stack.AnsCoder(initial)
-    for symbols, freqs in reversed(segments):
+    for segment in reversed(segments):  # no intervals: finish() sends those to _encode_python
+        symbols, freqs = segment[0], segment[1]
         if freqs.ndim == 1:
             coder.encode_reverse(symbols, _constriction_model(freqs))
         else:
@@ -144,7 +150,7 @@ def _encode_constriction(segments, start_state: int) -> bytes:
     return words.tobytes().rstrip(b"\x00")
 
 
-def _encode_python(segments, start_state: int) -> bytes:
+def _encode_python(segments: list[_Segment], start_state: int) -> bytes:
     """The encoder of spec/entropy-coding.md ("Encoding"), step by step on Python integers;
     the same payload as constriction's (checked in tests/test_ans.py)."""
     cums, freqs = [], []
@@ -184,7 +190,7 @@ class AnsDecoder:
         words = np.frombuffer(padded, dtype="<u4").astype(np.uint32)
         self._coder = constriction.stream.stack.AnsCoder(words)
 
-    def pop(self, model: Model | np.ndarray) -> int:
+    def pop(self, model: Model | np.ndarray | Sequence[int]) -> int:
         """Pop one symbol coded with ``model`` (a :class:`Model` or a frequency table)."""
         if isinstance(model, Model):
             return 0 if model._model is None else int(self._coder.decode(model._model))

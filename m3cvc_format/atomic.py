@@ -13,7 +13,7 @@ from typing import BinaryIO
 __all__ = ["AtomicFile", "atomic_file", "publish"]
 
 
-def publish(temp, path) -> None:
+def publish(temp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
     """Give ``temp`` (made by mkstemp, mode 0600) the permissions a plain open() would
     and rename it to ``path`` in one step."""
     mask = os.umask(0)
@@ -26,7 +26,7 @@ class AtomicFile:
     """A temporary file beside ``path`` (``.file``, open for binary writing and seeking),
     renamed to ``path`` by :meth:`publish` or removed by :meth:`discard`."""
 
-    def __init__(self, path, suffix: str = ".tmp") -> None:
+    def __init__(self, path: str | os.PathLike[str], suffix: str = ".tmp") -> None:
         self.path = Path(path)
         fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
         self.temp = Path(temp)
@@ -44,7 +44,7 @@ class AtomicFile:
 
 
 @contextlib.contextmanager
-def atomic_file(path) -> Iterator[BinaryIO]:
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """``with atomic_file(path) as f:`` writes ``f`` and publishes it as ``path`` on success."""
     target = AtomicFile(path)
     try:

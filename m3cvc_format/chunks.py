@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from fractions import Fraction
+from typing import Any
 
 import construct as c
 
@@ -79,7 +80,8 @@ def build_head(header: Header) -> bytes:
     metadata = pack_metadata(header.metadata)
     if len(metadata) > MAX_METADATA_BYTES:
         raise LimitError(f"metadata of {len(metadata)} bytes exceeds {MAX_METADATA_BYTES}")
-    return syntax.HeadPayload.build(
+    return _build(
+        syntax.HeadPayload,
         dict(
             version_major=VERSION_MAJOR,
             version_minor=VERSION_MINOR,
@@ -101,7 +103,7 @@ def build_head(header: Header) -> bytes:
             prior=list(header.prior),
             metadata=metadata,
             extension=b"",
-        )
+        ),
     )
 
 
@@ -161,7 +163,7 @@ def _sub_chunk(kind: int, body: bytes) -> bytes:
     return syntax.encode_leb128(len(body) << SUBCHUNK_KIND_BITS | kind) + body
 
 
-def build_clip(clip: Clip, header: Header, coder: IndexMapCoder, reference=None) -> tuple[bytes, int, int]:
+def build_clip(clip: Clip, header: Header, coder: IndexMapCoder, reference: Any = None) -> tuple[bytes, int, int]:
     """CLIP payload for ``clip``; also returns its text and index-map body sizes.  TEMPORAL
     needs ``reference``, the index map of the previous clip."""
     from .indexmap import encode_index_map
@@ -201,14 +203,20 @@ def build_clip(clip: Clip, header: Header, coder: IndexMapCoder, reference=None)
     coded = encode_index_map(index_map, header.vocab_size, coder, header.prior or None, reference)
     body = bytes([int(coder)]) + syntax.encode_leb128(header.grid_h) + syntax.encode_leb128(header.grid_w) + coded
     parts.append(_sub_chunk(SubChunkKind.INDEX_MAP, body))
-    for kind, anc_body in clip.ancillary:
-        if not kind & ANCILLARY_SUBCHUNK_BIT or not 0 <= kind <= _KIND_MASK:
-            raise MalformedError(f"sub-chunk kind {kind} is not an ancillary kind (8-15)")
-        parts.append(_sub_chunk(kind, anc_body))
+    for anc_kind, anc_body in clip.ancillary:
+        if not anc_kind & ANCILLARY_SUBCHUNK_BIT or not 0 <= anc_kind <= _KIND_MASK:
+            raise MalformedError(f"sub-chunk kind {anc_kind} is not an ancillary kind (8-15)")
+        parts.append(_sub_chunk(anc_kind, anc_body))
     return b"".join(parts), text_bytes, len(body)
 
 
-def _read_leb128_fast(data, pos, max_bytes=9):
+def _build(construct: Any, value: Any) -> bytes:
+    """``construct.build(value)``, typed."""
+    data: bytes = construct.build(value)
+    return data
+
+
+def _read_leb128_fast(data: bytes, pos: int, max_bytes: int = 9) -> tuple[int, int]:
     byte = data[pos]  # most fields fit one byte: skip the general loop for them
     return (byte, pos + 1) if byte < 0x80 else syntax.read_leb128(data, pos, max_bytes)
 
@@ -325,7 +333,7 @@ def build_index(entries: list[IndexEntry]) -> bytes:
         deltas.append(dict(offset_delta=e.offset - prev_offset, frame_delta=e.first_frame - prev_frame))
         prev_offset, prev_frame = e.offset, e.first_frame
     frame_end = entries[-1].first_frame + entries[-1].frame_count if entries else 0
-    return syntax.IndexPayload.build(dict(clip_count=len(entries), frame_end=frame_end, entries=deltas))
+    return _build(syntax.IndexPayload, dict(clip_count=len(entries), frame_end=frame_end, entries=deltas))
 
 
 def parse_index(payload: bytes, offset: int, clips_end: int) -> list[IndexEntry]:
@@ -368,7 +376,7 @@ def parse_index(payload: bytes, offset: int, clips_end: int) -> list[IndexEntry]
 
 
 def build_tail(index_offset: int, index_size: int) -> bytes:
-    return syntax.TailPayload.build(dict(index_offset=index_offset, index_size=index_size))
+    return _build(syntax.TailPayload, dict(index_offset=index_offset, index_size=index_size))
 
 
 def parse_tail(payload: bytes, offset: int) -> tuple[int, int]:

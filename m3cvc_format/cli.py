@@ -172,6 +172,7 @@ def run(
     on stderr, status 1.  Anything else is a bug and keeps its traceback."""
     from .errors import M3VError
 
+    handled: tuple[type[BaseException], ...] = (M3VError, OSError, ValueError, *known)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2): argparse printed it
@@ -189,6 +190,6 @@ def run(
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except (M3VError, OSError, ValueError, *known) as err:
+    except handled as err:
         print(f"{prog}: {error_text(err, name)}", file=sys.stderr)
         return EXIT_ERROR

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from .cli import error_text, run
 
@@ -43,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def decoded_frames(data: bytes) -> Iterator:
+def decoded_frames(data: bytes) -> Iterator[Any]:
     """The stream's frames as RGB arrays, in order, decoded through the frame decoder the
     format layer finds for the stream's pack (as m3v-decode and m3v-play see them)."""
     import io
@@ -55,7 +56,7 @@ def decoded_frames(data: bytes) -> Iterator:
             yield frame.to_ndarray(format="rgb24")
 
 
-def _preview(data: bytes):
+def _preview(data: bytes) -> tuple[Callable[[], Iterator[Any]] | None, str | None]:
     """(a callable giving the decoded frames, None) or (None, why they cannot be had)."""
     import m3cvc_format as m
     from m3cvc_format.framedecoders import find_frame_decoder

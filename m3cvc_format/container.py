@@ -23,12 +23,17 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from fractions import Fraction
+from typing import TYPE_CHECKING, Any
 
 from .constants import Mode
 from .framesource import DEFAULT_CACHE_SIZE, FrameSource
 from .framing import parse_clip_chunk
+from .model import ClipRecord
+
+if TYPE_CHECKING:
+    from .framedecoders import FrameDecoder
 
 __all__ = [
     "TIME_BASE",
@@ -48,23 +53,23 @@ _FORMATS = (None, "m3v", "matroska", "mkv", "webm")
 
 
 def open(
-    file,
+    file: Any,
     mode: str | None = None,
     format: str | None = None,
-    options=None,
-    container_options=None,
-    stream_options=None,
+    options: Any = None,
+    container_options: Any = None,
+    stream_options: Any = None,
     metadata_encoding: str = "utf-8",
     metadata_errors: str = "strict",
     buffer_size: int = 32768,
-    timeout=None,
-    io_open=None,
-    hwaccel=None,
+    timeout: float | tuple[float, ...] | list[float] | None = None,
+    io_open: Any = None,
+    hwaccel: Any = None,
     *,
     follow: bool = False,
     cache_size: int = DEFAULT_CACHE_SIZE,
     on_damage: str = "raise",
-    frame_decoder=None,
+    frame_decoder: FrameDecoder | None = None,
 ) -> InputContainer:
     """Open an `.m3v` stream for reading, with ``av.open``'s signature and a PyAV-style result.
 
@@ -146,15 +151,15 @@ class StreamContainer:
     def __len__(self) -> int:
         return len(self._streams)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[VideoStream]:
         return iter(self._streams)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Any) -> Any:
         if isinstance(index, int):
             return self._streams[index]
         return self.get(index)
 
-    def _add(self, out: list, x) -> None:
+    def _add(self, out: list[VideoStream], x: Any) -> None:
         if x is None:
             return
         if isinstance(x, VideoStream):
@@ -174,7 +179,7 @@ class StreamContainer:
         else:
             raise TypeError(f"cannot select streams with {type(x).__name__}")
 
-    def _add_kind(self, out: list, kind: str, value) -> None:
+    def _add_kind(self, out: list[VideoStream], kind: str, value: Any) -> None:
         if value is None:
             return
         if kind not in ("video", "audio", "subtitles", "data", "attachments", "other"):
@@ -183,19 +188,19 @@ class StreamContainer:
         for i in value if isinstance(value, (list, tuple)) else (value,):
             out.append(streams[i])  # IndexError, as PyAV, for a stream that is not there
 
-    def get(self, *args, **kwargs) -> list:
+    def get(self, *args: Any, **kwargs: Any) -> list[VideoStream]:
         """PyAV's selection: no arguments = every stream; streams, indices, lists, dicts, and
         ``video=0`` style keywords otherwise."""
         if not any(a is not None for a in args) and not any(v is not None for v in kwargs.values()):
             return list(self._streams)
-        out: list = []
+        out: list[VideoStream] = []
         for x in args:
             self._add(out, x)
         for kind, value in kwargs.items():
             self._add_kind(out, kind, value)
         return out
 
-    def best(self, kind: str):
+    def best(self, kind: str) -> VideoStream | None:
         """The stream of type ``kind`` ("video"); None if there is none."""
         streams = getattr(self, kind, None)
         if streams is None:
@@ -227,7 +232,7 @@ class CodecContext:
         self.thread_type = "SLICE"
         self.thread_count = 0
         self.skip_frame = "DEFAULT"
-        self.options: dict = {}
+        self.options: dict[str, str] = {}
 
     name = property(lambda self: self.codec.name)
     long_name = property(lambda self: self.codec.long_name)
@@ -243,19 +248,19 @@ class CodecContext:
     display_aspect_ratio = property(lambda self: Fraction(self.width, self.height))
 
     @property
-    def format(self):
+    def format(self) -> Any:
         import av
 
         return av.VideoFormat(self.pix_fmt, self.width, self.height)
 
-    def decode(self, packet=None) -> list:
+    def decode(self, packet: Any = None) -> list[Any]:
         """The frames of the clip in ``packet`` (a flush or empty packet gives none)."""
         return self._stream.decode(packet)
 
     def flush_buffers(self) -> None:
         pass
 
-    def encode(self, frame=None):
+    def encode(self, frame: Any = None) -> Any:
         raise NotImplementedError("m3v streams are written with m3cvc_codec.encode, not through PyAV's API")
 
     def __repr__(self) -> str:
@@ -297,33 +302,33 @@ class VideoStream:
 
     @property
     def name(self) -> str:
-        return self.codec_context.name
+        return str(self.codec_context.name)
 
     @property
     def long_name(self) -> str:
-        return self.codec_context.long_name
+        return str(self.codec_context.long_name)
 
     @property
-    def thread_type(self):
+    def thread_type(self) -> str:
         return self.codec_context.thread_type
 
     @thread_type.setter
-    def thread_type(self, value) -> None:
+    def thread_type(self, value: str) -> None:
         self.codec_context.thread_type = value
 
     @property
-    def thread_count(self):
+    def thread_count(self) -> int:
         return self.codec_context.thread_count
 
     @thread_count.setter
-    def thread_count(self, value) -> None:
+    def thread_count(self, value: int) -> None:
         self.codec_context.thread_count = value
 
     @property
-    def format(self):
+    def format(self) -> Any:
         return self.codec_context.format
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
         try:
@@ -350,7 +355,7 @@ class VideoStream:
 
     # -------------------------------------------------------------- frames
 
-    def _frame(self, array, n: int, record):
+    def _frame(self, array: Any, n: int, record: ClipRecord) -> Any:
         import av
 
         frame = av.VideoFrame.from_ndarray(array, format="rgb24")
@@ -369,7 +374,7 @@ class VideoStream:
                 pass
         return frame
 
-    def decode(self, packet=None) -> list:
+    def decode(self, packet: Any = None) -> list[Any]:
         """The frames of the clip whose CLIP chunk ``packet`` holds (our packets or an
         ``av.Packet`` made from the chunk's bytes); a flush (None or empty) packet gives none."""
         if packet is None:
@@ -384,7 +389,7 @@ class VideoStream:
             for i, a in enumerate(source.clip_frames(record.index, record))
         ]
 
-    def encode(self, frame=None):
+    def encode(self, frame: Any = None) -> Any:
         raise NotImplementedError("m3v streams are written with m3cvc_codec.encode, not through PyAV's API")
 
     def __repr__(self) -> str:
@@ -416,7 +421,7 @@ class Packet:
         "time_base",
     )
 
-    def __init__(self, stream: VideoStream, data: bytes = b"", record=None) -> None:
+    def __init__(self, stream: VideoStream, data: bytes = b"", record: ClipRecord | None = None) -> None:
         self._data = bytes(data)
         self.stream = stream
         self.time_base = stream.time_base
@@ -444,10 +449,10 @@ class Packet:
     def __bytes__(self) -> bytes:
         return self._data
 
-    def decode(self) -> list:
+    def decode(self) -> list[Any]:
         return self.stream.decode(self)
 
-    def to_av(self):
+    def to_av(self) -> Any:
         """A real ``av.Packet`` with these bytes, pts, dts, duration, time_base and keyframe flag."""
         import av
 
@@ -467,7 +472,13 @@ class InputContainer:
     ``header`` the stream's header, for code that wants more than PyAV's view."""
 
     def __init__(
-        self, source: FrameSource, *, name: str, options=None, container_options=None, stream_options=None
+        self,
+        source: FrameSource,
+        *,
+        name: str,
+        options: Any = None,
+        container_options: Any = None,
+        stream_options: Any = None,
     ) -> None:
         self.source = source
         self.header = source.header
@@ -517,7 +528,7 @@ class InputContainer:
     def __enter__(self) -> InputContainer:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -538,10 +549,10 @@ class InputContainer:
 
     # -------------------------------------------------------------- reading
 
-    def _wants_video(self, args, kwargs) -> bool:
+    def _wants_video(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         return self.streams.video[0] in self.streams.get(*args, **kwargs)
 
-    def decode(self, *args, **kwargs) -> Iterator:
+    def decode(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Frames (``av.VideoFrame``, RGB) from the current position to the end.
 
         Takes PyAV's stream selection (``decode()``, ``decode(video=0)``, ``decode(stream)``,
@@ -553,7 +564,7 @@ class InputContainer:
             return iter(())
         return self._decode()
 
-    def _decode(self):
+    def _decode(self) -> Iterator[Any]:
         stream = self.streams.video[0]
         while True:
             source = self._live_source()
@@ -574,7 +585,7 @@ class InputContainer:
                 self._next = n + 1
             yield stream._frame(array, n, record)
 
-    def demux(self, *args, **kwargs) -> Iterator[Packet]:
+    def demux(self, *args: Any, **kwargs: Any) -> Iterator[Packet]:
         """One :class:`Packet` per clip from the current position (the clip that holds the next
         frame to decode), then one empty flush packet at the end of the stream, as PyAV."""
         self._live_source()
@@ -583,7 +594,7 @@ class InputContainer:
             return iter(())
         return self._demux()
 
-    def _demux(self):
+    def _demux(self) -> Iterator[Packet]:
         stream = self.streams.video[0]
         while True:
             source = self._live_source()
@@ -599,11 +610,11 @@ class InputContainer:
 
     def seek(
         self,
-        offset,
+        offset: int,
         *,
         backward: bool = True,
         any_frame: bool = False,
-        stream=None,
+        stream: VideoStream | None = None,
         unsupported_frame_offset: bool = False,
         unsupported_byte_offset: bool = False,
     ) -> None:
@@ -650,7 +661,7 @@ class InputContainer:
             self._next = record.first_frame if record is not None else (source.frame_count or 0)
 
 
-def _metadata(meta) -> dict[str, str]:
+def _metadata(meta: Mapping[str, Any]) -> dict[str, str]:
     """The header's metadata as PyAV shows container metadata: string keys and values."""
     import json
 

@@ -219,6 +219,18 @@ class ElementHeader:
     def end(self) -> int | None:
         return None if self.size is None else self.data + self.size
 
+    @property
+    def known_size(self) -> int:
+        """The size of an element whose size is known (DamagedMKVError otherwise)."""
+        if self.size is None:
+            raise DamagedMKVError(f"element 0x{self.element_id:X} has an unknown size", self.offset)
+        return self.size
+
+    @property
+    def stop(self) -> int:
+        """The end of an element whose size is known (DamagedMKVError otherwise)."""
+        return self.data + self.known_size
+
 
 def read_header(f: EBMLFile, pos: int, limit: int) -> ElementHeader:
     """The element header at ``pos``; DamagedMKVError if malformed or past ``limit``."""
@@ -243,7 +255,9 @@ def read_header(f: EBMLFile, pos: int, limit: int) -> ElementHeader:
     return ElementHeader(pos, element_id, pos + id_len + size_len, size)
 
 
-def children(f: EBMLFile, start: int, end: int, parent: str, error=DamagedMKVError) -> Iterator[ElementHeader]:
+def children(
+    f: EBMLFile, start: int, end: int, parent: str, error: type[MKVError] = DamagedMKVError
+) -> Iterator[ElementHeader]:
     """Children of a master element spanning [start, end), each checked to lie within it."""
     pos = start
     while pos < end:
@@ -253,18 +267,18 @@ def children(f: EBMLFile, start: int, end: int, parent: str, error=DamagedMKVErr
             if error is DamagedMKVError:
                 raise
             raise error(f"{err.message} in its {parent}", err.offset) from None
-        if h.size is None or h.end > end:
+        if h.size is None or h.data + h.size > end:
             size = "an unknown size" if h.size is None else f"{h.size} bytes"
             raise error(f"element 0x{h.element_id:X} of {size} runs past the end of its {parent}", pos)
         yield h
-        pos = h.end
+        pos = h.stop
 
 
 def read_uint(f: EBMLFile, h: ElementHeader) -> int:
-    if h.size > 8:
+    if h.known_size > 8:
         raise DamagedMKVError(f"unsigned integer element 0x{h.element_id:X} of {h.size} bytes", h.offset)
-    return int.from_bytes(f.read(h.data, h.size), "big")
+    return int.from_bytes(f.read(h.data, h.known_size), "big")
 
 
 def read_string(f: EBMLFile, h: ElementHeader) -> str:
-    return f.read(h.data, h.size).split(b"\x00", 1)[0].decode("utf-8", "replace")
+    return f.read(h.data, h.known_size).split(b"\x00", 1)[0].decode("utf-8", "replace")

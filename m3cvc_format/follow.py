@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import time
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .constants import TAIL_SIZE
 from .errors import M3VError
@@ -23,7 +23,7 @@ class FollowFile(io.RawIOBase):
     bytes so far end with a complete `.m3v` trailer (INDX + TAIL) or nothing has arrived for
     ``timeout`` seconds (an unterminated stream: a crashed or stopped writer)."""
 
-    def __init__(self, src, timeout: float = DEFAULT_FOLLOW_TIMEOUT, poll: float = 0.02) -> None:
+    def __init__(self, src: Any, timeout: float = DEFAULT_FOLLOW_TIMEOUT, poll: float = 0.02) -> None:
         super().__init__()
         if isinstance(src, (str, os.PathLike)):
             self._file: BinaryIO = open(src, "rb")  # noqa: SIM115 (closed by close())
@@ -50,7 +50,7 @@ class FollowFile(io.RawIOBase):
             return False
         return found is not None and found[0] + found[1] == self._delivered - TAIL_SIZE
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: Any) -> int:
         deadline = time.monotonic() + self.timeout
         view = memoryview(buffer).cast("B")
         while True:

@@ -30,9 +30,12 @@ it never looks at the clip's mode to decide.  It may return a list or a lazy ite
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .errors import M3VError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoints
 
 __all__ = [
     "GROUP",
@@ -87,7 +90,7 @@ def unregister(pack_id: str) -> None:
     _registered.pop(pack_id, None)
 
 
-def _entry_points():
+def _entry_points() -> EntryPoints:
     from importlib.metadata import entry_points
 
     return entry_points(group=GROUP)
@@ -101,7 +104,7 @@ def available_frame_decoders() -> list[str]:
 def _refusing_as_not_found(factory: FrameDecoderFactory, pack_id: str, have: str) -> FrameDecoderFactory:
     """``factory``, with its refusal of a pack it cannot load reported as DecoderNotFoundError."""
 
-    def make(header):
+    def make(header: Any) -> FrameDecoder:
         try:
             return factory(header)
         except M3VError:
@@ -122,7 +125,8 @@ def find_frame_decoder(pack_id: str) -> FrameDecoderFactory:
     eps = list(_entry_points())
     for ep in eps:
         if ep.name == pack_id:
-            return ep.load()
+            found: FrameDecoderFactory = ep.load()
+            return found
     # A decoder registered as "*" (never a valid pack id) serves any other pack it can load,
     # the way the codec package decodes every pack installed through ``m3cvc.packs``; its
     # factory raises, naming the problem, when it cannot.
@@ -142,6 +146,6 @@ def find_frame_decoder(pack_id: str) -> FrameDecoderFactory:
     )
 
 
-def open_frame_decoder(header) -> FrameDecoder:
+def open_frame_decoder(header: Any) -> FrameDecoder:
     """A frame decoder for a stream with this header (the factory's errors pass through)."""
     return find_frame_decoder(header.pack_id)(header)

@@ -26,12 +26,16 @@ from __future__ import annotations
 import bisect
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .constants import Mode
 from .errors import M3VError, MalformedError, MissingIndexError
 from .follow import DEFAULT_FOLLOW_TIMEOUT
-from .model import decode_with_references
+from .model import Clip, ClipRecord, decode_with_references
+
+if TYPE_CHECKING:
+    from .framedecoders import FrameDecoder
+    from .reader import Reader
 
 __all__ = [
     "DEFAULT_CACHE_SIZE",
@@ -58,7 +62,12 @@ class FrameSource:
     demuxed).  ``cache_size``: decoded keyframes kept (0 keeps none)."""
 
     def __init__(
-        self, reader, *, decoder=None, cache_size: int = DEFAULT_CACHE_SIZE, window: int = STREAM_WINDOW
+        self,
+        reader: Reader,
+        *,
+        decoder: FrameDecoder | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        window: int = STREAM_WINDOW,
     ) -> None:
         if not isinstance(cache_size, int) or cache_size < 0:
             raise ValueError("cache_size must be a non-negative integer")
@@ -68,29 +77,29 @@ class FrameSource:
         self.cache_size = cache_size
         self._decoder = decoder
         self._keyframes: OrderedDict[int, Any] = OrderedDict()
-        self._clips: OrderedDict[int, Any] = OrderedDict()  # decoded Clip values
+        self._clips: OrderedDict[int, Clip] = OrderedDict()  # decoded Clip values
         self._maps: dict[int, Any] = {}  # decoded index maps, the references of dependent clips
         self._clip_limit = max(cache_size, 2)
-        self._records: OrderedDict[int, tuple[Any, bytes]] = OrderedDict()
+        self._records: OrderedDict[int, tuple[ClipRecord, bytes]] = OrderedDict()
         self._record_limit = max(window, 2) if not self.seekable else 4
-        self._walk = None
+        self._walk: Iterator[ClipRecord] | None = None
         self._ended = False
         self._dropped_end = 0  # streaming: frames before this are gone
         self._starts: list[int] | None = None  # seekable: first frames of the clips, for bisect
         self._lost: dict[int, int] = {}  # seekable, on_damage="skip": damaged clips, by offset
-        self._cursor: tuple | None = None  # (clip index, next frame in clip, frame iterator)
+        self._cursor: tuple[int, int, Iterator[Any]] | None = None  # (clip index, next frame in clip, frames)
         self.stats = {"keyframes_decoded": 0, "keyframe_cache_hits": 0, "clips_read": 0, "clips_reconstructed": 0}
 
     @classmethod
     def open(
         cls,
-        src,
+        src: Any,
         *,
         follow: bool = False,
         timeout: float | None = None,
         on_damage: str = "raise",
         sniff_mkv: bool = True,
-        **options,
+        **options: Any,
     ) -> FrameSource:
         """A FrameSource over ``src``: anything :class:`~m3cvc_format.Reader` reads (see
         :func:`~m3cvc_format.opener.open_source`), with the Reader's ``follow``, ``timeout``,
@@ -116,13 +125,13 @@ class FrameSource:
     def __enter__(self) -> FrameSource:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ------------------------------------------------------------ the decoder
 
     @property
-    def decoder(self):
+    def decoder(self) -> FrameDecoder:
         if self._decoder is None:
             from .framedecoders import open_frame_decoder
 
@@ -173,7 +182,7 @@ class FrameSource:
             self._dropped_end = old.end_frame
         return True
 
-    def _entry(self, k: int) -> tuple[Any, bytes]:
+    def _entry(self, k: int) -> tuple[ClipRecord, bytes]:
         hit = self._records.get(k)
         if hit is not None:
             return hit
@@ -207,7 +216,7 @@ class FrameSource:
                 raise MalformedError(f"clip {k} is missing from the stream (lost to damage)")
         raise IndexError(f"clip {k} is beyond the end of the stream")
 
-    def _usable(self, k: int):
+    def _usable(self, k: int) -> ClipRecord | None:
         """Clip k's record; None when it is damaged and the reader skips damage."""
         try:
             return self.record(k)
@@ -216,7 +225,7 @@ class FrameSource:
                 return None
             raise
 
-    def record(self, k: int):
+    def record(self, k: int) -> ClipRecord:
         """The ClipRecord of clip ``k``."""
         return self._entry(k)[0]
 
@@ -224,7 +233,7 @@ class FrameSource:
         """The bytes of clip ``k``'s CLIP chunk."""
         return self._entry(k)[1]
 
-    def successor(self, k: int):
+    def successor(self, k: int) -> ClipRecord | None:
         """Clip k+1's record, or None when the stream has no clip k+1 (end, or lost)."""
         if self.seekable:
             return self._usable(k + 1) if k + 1 < self.reader.clip_count else None
@@ -236,7 +245,7 @@ class FrameSource:
             if not self._pull():
                 return None
 
-    def locate(self, n: int):
+    def locate(self, n: int) -> ClipRecord | None:
         """The record of the clip that holds frame ``n``; if ``n`` falls where clips were lost,
         the next clip after it; None past the end.  Streaming: reads forward as needed."""
         if n < 0:
@@ -270,7 +279,7 @@ class FrameSource:
             if not self._pull():
                 return None
 
-    def last_record(self):
+    def last_record(self) -> ClipRecord | None:
         """The last clip of the stream (streaming: reads to the end of the data)."""
         if self.seekable:
             count = self.reader.clip_count
@@ -279,7 +288,7 @@ class FrameSource:
             pass
         return next(reversed(self._records.values()))[0] if self._records else None
 
-    def first_clip_from(self, n: int):
+    def first_clip_from(self, n: int) -> ClipRecord | None:
         """The first clip that starts at frame ``n`` or later; None if none does."""
         record = self.locate(n)
         if record is None or record.first_frame >= n:
@@ -288,7 +297,7 @@ class FrameSource:
 
     # ------------------------------------------------------------ decoding
 
-    def clip(self, k: int, record=None):
+    def clip(self, k: int, record: ClipRecord | None = None) -> Clip:
         """Clip ``k`` with its texts and index map decoded."""
         value = self._clips.get(k)
         if value is not None:
@@ -303,7 +312,7 @@ class FrameSource:
             self._clips.popitem(last=False)
         return value
 
-    def _check(self, frame, what: str):
+    def _check(self, frame: Any, what: str) -> Any:
         import numpy as np
 
         h = self.header
@@ -314,7 +323,7 @@ class FrameSource:
             )
         return frame
 
-    def keyframe(self, k: int, record=None):
+    def keyframe(self, k: int, record: ClipRecord | None = None) -> Any:
         """Clip ``k``'s decoded keyframe, from the LRU cache when it is there."""
         frame = self._keyframes.get(k)
         if frame is not None:
@@ -335,7 +344,7 @@ class FrameSource:
         """Clip indices whose keyframes are cached, least recently used first."""
         return list(self._keyframes)
 
-    def clip_frames(self, k: int, record=None) -> Iterator:
+    def clip_frames(self, k: int, record: ClipRecord | None = None) -> Iterator[Any]:
         """The frames of clip ``k``, in order (interpolated towards clip k+1's keyframe when
         the clip's mode says so and clip k+1 exists, predicted otherwise)."""
         record = record if record is not None else self.record(k)
@@ -356,7 +365,7 @@ class FrameSource:
         if count < record.frame_count:
             raise M3VError(f"frame decoder gave {count} frames for clip {k} of {record.frame_count}")
 
-    def frame(self, n: int):
+    def frame(self, n: int) -> Any:
         """Frame ``n`` (decoding forward within its clip from where the last call left off)."""
         record = self.locate(n)
         if record is None or n < record.first_frame:
@@ -388,5 +397,5 @@ class FrameSource:
             yield n, self.frame(n)
             n += 1
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
         return self.frames()

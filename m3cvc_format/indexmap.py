@@ -18,6 +18,7 @@ All models are integer-only; the entropy coder is :mod:`m3cvc_format.ans`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -126,7 +127,9 @@ N_CONTEXTS = len(CONTEXTS)
 # Parameter checks.
 
 
-def check_index_map_params(grid_h: int, grid_w: int, vocab_size: int, prior=None) -> np.ndarray | None:
+def check_index_map_params(
+    grid_h: int, grid_w: int, vocab_size: int, prior: Sequence[int] | np.ndarray | None = None
+) -> np.ndarray | None:
     """Validate grid size, vocabulary and prior; return the prior as int64 array (or None)."""
     for name, side in (("grid_h", grid_h), ("grid_w", grid_w)):
         if not isinstance(side, (int, np.integer)) or not 1 <= side <= MAX_GRID_SIDE:
@@ -146,7 +149,7 @@ def check_index_map_params(grid_h: int, grid_w: int, vocab_size: int, prior=None
     return np.asarray(p, dtype=np.int64)
 
 
-def _coder(coder) -> IndexMapCoder:
+def _coder(coder: IndexMapCoder | int) -> IndexMapCoder:
     try:
         return IndexMapCoder(coder)
     except ValueError:
@@ -192,7 +195,7 @@ def _normalize_rows(c: np.ndarray) -> np.ndarray:
         c = c.copy()
         c[zero] = 1
         tot = np.where(zero, n, tot)
-    f = 1 + (c * (TOTAL - n)) // tot[:, None]
+    f: np.ndarray = 1 + (c * (TOTAL - n)) // tot[:, None]
     f[np.arange(len(c)), np.argmax(c, axis=1)] += TOTAL - f.sum(axis=1)
     return f
 
@@ -215,7 +218,9 @@ for _k, _s in enumerate(_SLOTS_OF):
 _CTX_LUT = np.asarray(_CTX_OF, dtype=np.int64)
 
 
-def _last_cell_weights(c2: np.ndarray, near: list[int], cands: list[int], table1, exclude: int = -1) -> np.ndarray:
+def _last_cell_weights(
+    c2: np.ndarray, near: list[int], cands: list[int], table1: Sequence[int] | None, exclude: int = -1
+) -> np.ndarray:
     """Combined weight of each value of the last cell: f1[rank] * 2**24 for the candidate of
     that rank, f1[ESCAPE] * f2[v] for any other value (f2: the stage-2 table there).
     ``exclude`` (TEMPORAL: the reference index of a NEW cell) gets weight 0."""
@@ -245,7 +250,8 @@ def _rank_of(weights: np.ndarray, value: int) -> int:
 def _stage0_contexts(copied: np.ndarray) -> np.ndarray:
     """TEMPORAL stage-0 context of every position: copied existing neighbours W, N, NW, NE."""
     c = copied.astype(np.int64)
-    return sum((_shifted(c, dy, dx) == 1).astype(np.int64) for dy, dx in NEIGHBOURS).reshape(-1)
+    total: np.ndarray = sum((_shifted(c, dy, dx) == 1).astype(np.int64) for dy, dx in NEIGHBOURS)
+    return total.reshape(-1)
 
 
 class _ContextPlan:
@@ -400,7 +406,7 @@ class _ContextPlan:
 # Public API.
 
 
-def _check_indices(indices, vocab_size: int) -> np.ndarray:
+def _check_indices(indices: Any, vocab_size: int) -> np.ndarray:
     x = np.asarray(indices)
     if x.ndim != 2:
         raise ValueError("an index map is a 2-D array")
@@ -412,7 +418,9 @@ def _check_indices(indices, vocab_size: int) -> np.ndarray:
     return x
 
 
-def _prepare(indices, vocab_size: int, coder, prior):
+def _prepare(
+    indices: Any, vocab_size: int, coder: IndexMapCoder | int, prior: Sequence[int] | None
+) -> tuple[IndexMapCoder, np.ndarray, np.ndarray | None]:
     """Checked coder, map (int64, 2-D) and prior shared by the encoder and the code length."""
     x = np.asarray(indices)
     if x.ndim != 2:
@@ -421,7 +429,7 @@ def _prepare(indices, vocab_size: int, coder, prior):
     return _coder(coder), _check_indices(x, vocab_size), p
 
 
-def _reference(coder: IndexMapCoder, reference, grid_h: int, grid_w: int, vocab_size: int) -> np.ndarray | None:
+def _reference(coder: IndexMapCoder, reference: Any, grid_h: int, grid_w: int, vocab_size: int) -> np.ndarray | None:
     """The reference map TEMPORAL needs (int64), None for the other coders (which ignore it)."""
     if coder is not IndexMapCoder.TEMPORAL:
         return None
@@ -446,7 +454,7 @@ def encode_index_map(
     """Code a 2-D index map; the grid size travels outside the payload.  TEMPORAL needs
     ``reference``, the previous clip's map (same shape); the other coders ignore it."""
     coder, x, p = _prepare(indices, vocab_size, coder, prior)
-    ref = _reference(coder, reference, *x.shape, vocab_size)
+    ref = _reference(coder, reference, x.shape[0], x.shape[1], vocab_size)
     if vocab_size == 1:
         return b""
     if coder is IndexMapCoder.RAW:
@@ -474,7 +482,7 @@ def index_map_code_length(
 ) -> float:
     """Ideal code length in bits of ``indices`` under ``coder``'s own model."""
     coder, x, p = _prepare(indices, vocab_size, coder, prior)
-    ref = _reference(coder, reference, *x.shape, vocab_size)
+    ref = _reference(coder, reference, x.shape[0], x.shape[1], vocab_size)
     if vocab_size == 1:
         return 0.0
     if coder is IndexMapCoder.RAW:
@@ -508,6 +516,7 @@ def decode_index_map(
         return _decode_raw(data, grid_h, grid_w, vocab_size)
     try:
         dec = AnsDecoder(data)
+        flat: np.ndarray | list[int]
         if coder is IndexMapCoder.STATIC:
             table = _static_table(p, vocab_size)
             flat = np.append(dec.pop_many(n - 1, table), rank_order(table)[dec.finish_state(vocab_size)])
@@ -540,7 +549,9 @@ def _decode_raw(data: bytes, grid_h: int, grid_w: int, vocab_size: int) -> np.nd
     return vals.astype(np.uint16).reshape(grid_h, grid_w)
 
 
-def _decode_context(dec: AnsDecoder, h: int, w: int, vocab_size: int, prior, ref: list[int] | None = None) -> list[int]:
+def _decode_context(
+    dec: AnsDecoder, h: int, w: int, vocab_size: int, prior: np.ndarray | None, ref: list[int] | None = None
+) -> list[int]:
     """CONTEXT, or TEMPORAL when ``ref`` (the reference map, flat) is given."""
     out = [0] * (h * w)
     copied = [False] * (h * w)
@@ -597,8 +608,8 @@ def _decode_context(dec: AnsDecoder, h: int, w: int, vocab_size: int, prior, ref
             slots = slots_of[key]
             m = len(slots)
             cands = [nb[k] for k in slots]
-            row1 = _stage1_row(counts[ctx_of[key]], m, vocab_size) if m else None
-            if row1 is not None and excl in cands:
+            row1 = _stage1_row(counts[ctx_of[key]], m, vocab_size) if m else []
+            if m and excl in cands:
                 row1[cands.index(excl)] = 0
             if i == last:  # the last cell: its rank is the state the coder ends in
                 table1 = _small_normalize(row1) if m else None

@@ -35,17 +35,16 @@ numpy and PyAV are imported only when a preview track is written.
 
 from __future__ import annotations
 
-from .ebml import DamagedMKVError, MKVError, NotMatroskaError
-from .mkv_extract import (
-    MIME_TYPE,
-    Attachment,
+from .ebml import (
     DamagedAttachmentError,
+    DamagedMKVError,
+    MKVError,
     NoAttachmentError,
     NotM3VAttachmentError,
+    NotMatroskaError,
     WrongMimeTypeError,
-    attachments,
-    extract_m3v,
 )
+from .mkv_extract import MIME_TYPE, Attachment, attachments, extract_m3v
 from .mkv_mux import MUXING_APP, MuxReport, mux
 
 __all__ = [

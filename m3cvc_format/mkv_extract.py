@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .constants import SIGNATURE
 from .ebml import (
@@ -40,6 +40,9 @@ from .ebml import (
 )
 from .errors import M3VError, TruncatedError
 
+if TYPE_CHECKING:
+    from .opener import Source
+
 MIME_TYPE = "application/x-m3v"
 #: How m3v-mux's attachment description starts.
 
@@ -62,7 +65,7 @@ class Attachment:
         return f"{self.name or '(no name)'} ({self.mime_type or 'no mimetype'})"
 
 
-def _open(src):
+def _open(src: Any) -> Source:
     """``src`` opened for the demuxer, which seeks: a pipe is read into memory (bounded by the
     input's size)."""
     from .opener import open_source
@@ -80,11 +83,11 @@ def _check_ebml_header(f: EBMLFile) -> int:
         h = read_header(f, 0, f.size)
     except DamagedMKVError as err:
         raise NotMatroskaError(f"not a Matroska file: {err.message}", 0) from None
-    if h.size is None or h.end > f.size or h.size > 4096:
+    if h.size is None or h.data + h.size > f.size or h.size > 4096:
         raise NotMatroskaError("not a Matroska file: the EBML header's size is wrong or past the end", 0)
     doc_type = "matroska"  # EBML's default
     try:
-        for child in children(f, h.data, h.end, "EBML header"):
+        for child in children(f, h.data, h.stop, "EBML header"):
             if child.element_id == DOC_TYPE:
                 doc_type = read_string(f, child)
             elif child.element_id == EBML_READ_VERSION and read_uint(f, child) > 1:
@@ -93,7 +96,7 @@ def _check_ebml_header(f: EBMLFile) -> int:
         raise NotMatroskaError(f"not a Matroska file: damaged EBML header: {err.message}", err.offset) from None
     if doc_type not in ("matroska", "webm"):
         raise NotMatroskaError(f"not a Matroska file: EBML document type is {doc_type!r}", 0)
-    return h.end
+    return h.stop
 
 
 def _cluster_end(f: EBMLFile, h: ElementHeader, limit: int) -> int:
@@ -105,18 +108,19 @@ def _cluster_end(f: EBMLFile, h: ElementHeader, limit: int) -> int:
             return pos
         if child.size is None:
             raise DamagedMKVError(f"element 0x{child.element_id:X} of unknown size inside a Cluster", pos)
-        pos = min(child.end, limit)
+        pos = min(child.stop, limit)
     return limit
 
 
 def _parse_attachments(f: EBMLFile, h: ElementHeader) -> list[Attachment]:
     found = []
-    for af in children(f, h.data, h.end, "Attachments", DamagedAttachmentError):
+    for af in children(f, h.data, h.stop, "Attachments", DamagedAttachmentError):
         if af.element_id != ATTACHED_FILE:
             continue
         fields: dict[int, Any] = {}
-        data_at = data_size = None
-        for child in children(f, af.data, af.end, "AttachedFile", DamagedAttachmentError):
+        data_at: int | None = None
+        data_size: int | None = None
+        for child in children(f, af.data, af.stop, "AttachedFile", DamagedAttachmentError):
             if child.element_id == FILE_DATA:
                 data_at, data_size = child.data, child.size
             elif child.element_id in (FILE_NAME, FILE_MIME_TYPE, FILE_DESCRIPTION):
@@ -145,11 +149,11 @@ def _scan(f: EBMLFile) -> list[Attachment]:
         h = read_header(f, pos, f.size)
         if h.element_id == SEGMENT:
             break
-        if h.element_id != VOID or h.size is None or h.end > f.size:
+        if h.element_id != VOID or h.size is None or h.data + h.size > f.size:
             raise DamagedMKVError(f"expected a Segment after the EBML header, found element 0x{h.element_id:X}", pos)
-        pos = h.end
-    segment_end = f.size if h.size is None else min(h.end, f.size)
-    cut = None if h.size is None or h.end <= f.size else h.offset  # a truncated file
+        pos = h.stop
+    segment_end = f.size if h.size is None else min(h.stop, f.size)
+    cut = None if h.size is None or h.stop <= f.size else h.offset  # a truncated file
     pos = h.data
     while pos < segment_end:
         if segment_end - pos < 2:
@@ -163,7 +167,7 @@ def _scan(f: EBMLFile) -> list[Attachment]:
         if child.element_id == ATTACHMENTS:
             if child.size is None:
                 raise DamagedAttachmentError("Attachments element has an unknown size", pos)
-            if child.end > segment_end:
+            if child.stop > segment_end:
                 raise DamagedAttachmentError(
                     f"Attachments element of {child.size} bytes runs past the end of the file "
                     f"({segment_end - child.data} bytes left)",
@@ -174,11 +178,11 @@ def _scan(f: EBMLFile) -> list[Attachment]:
             if child.element_id != CLUSTER:
                 raise DamagedMKVError(f"element 0x{child.element_id:X} of unknown size in the Segment", pos)
             pos = _cluster_end(f, child, segment_end)
-        elif child.end > segment_end:
+        elif child.stop > segment_end:
             cut = pos  # this element is cut off (or its size is damaged): nothing more to read
             break
         else:
-            pos = child.end
+            pos = child.stop
     if cut is not None:
         raise DamagedMKVError(
             "Matroska file is cut off or damaged before any attachment: element runs past the end of the file", cut
@@ -186,7 +190,7 @@ def _scan(f: EBMLFile) -> list[Attachment]:
     return []
 
 
-def attachments(src) -> list[Attachment]:
+def attachments(src: Any) -> list[Attachment]:
     """Every attached file of a Matroska file (path, Path, ``"-"``, bytes or binary file)."""
     with _open(src) as source:
         return _scan(EBMLFile(source.file))
@@ -216,27 +220,28 @@ def _verify(a: Attachment, data: bytes) -> None:
         )
     from .reader import Reader
 
+    errors: list[M3VError]
     try:
         with Reader(data, on_damage="skip", sniff_mkv=False) as reader:
             for _ in reader.clips():
                 pass
             damage = list(reader.damage)
-    except M3VError as err:
-        damage = [err]
+    except M3VError as exc:
+        errors = [exc]
     else:
         if len(damage) == 1 and reader.truncated and isinstance(damage[0].error, TruncatedError):
             damage = []  # a stream cut off after its last complete chunk is valid (spec §9)
-        damage = [getattr(d, "error", d) for d in damage]
-    if damage:
-        err = damage[0]
-        where = f" at byte {err.offset} of the stream" if err.offset is not None else ""
+        errors = [d.error for d in damage]
+    if errors:
+        first = errors[0]
+        where = f" at byte {first.offset} of the stream" if first.offset is not None else ""
         raise DamagedAttachmentError(
-            f"attachment {a.name!r} holds a damaged .m3v stream: {err.message}{where}",
-            a.data_offset + (err.offset or 0),
+            f"attachment {a.name!r} holds a damaged .m3v stream: {first.message}{where}",
+            (a.data_offset or 0) + (first.offset or 0),
         )
 
 
-def extract_m3v(src, *, verify: bool = True) -> bytes:
+def extract_m3v(src: Any, *, verify: bool = True) -> bytes:
     """The `.m3v` stream attached to a Matroska file (path, Path, ``"-"``, bytes or binary
     file), byte for byte.  Raises an :class:`MKVError` subclass naming the problem.
 
@@ -258,7 +263,7 @@ def extract_m3v(src, *, verify: bool = True) -> bytes:
         a = matches[0]
         if a.data_offset is None:
             raise DamagedAttachmentError(f"attachment {a.name!r} has no FileData", a.offset)
-        data = f.read(a.data_offset, a.data_size)  # its size was checked against the file
+        data = f.read(a.data_offset, a.data_size or 0)  # its size was checked against the file
         if len(data) != a.data_size:
             raise DamagedAttachmentError(f"attachment {a.name!r} is cut off", a.data_offset)
         if data[: len(SIGNATURE)] != SIGNATURE:

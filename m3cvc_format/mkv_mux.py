@@ -125,7 +125,7 @@ class MuxReport:
         return self.size - self.m3v_size
 
 
-def _read_source(src) -> tuple[bytes, str]:
+def _read_source(src: Any) -> tuple[bytes, str]:
     """The `.m3v` bytes of ``src`` (anything the opener takes: a Matroska file made by m3v-mux
     gives the stream attached to it) and a name for the attachment."""
     from .opener import open_source
@@ -202,6 +202,7 @@ class _ClusterWriter:
             self._open(max(0, time))
         if cue is None:
             cue = opened
+        assert self.time is not None  # _open set it
         rel = time - self.time
         head = encode_size(track) + struct.pack(">hB", rel, 0x80 if key and duration is None else 0)
         if cue:
@@ -234,8 +235,8 @@ def _subtitle_text(keyframe_text: str, clip_text: str) -> str:
 
 
 def mux(
-    m3v_src,
-    out_path,
+    m3v_src: Any,
+    out_path: str | os.PathLike[str],
     *,
     preview_frames: Iterable[Any] | Callable[[], Iterable[Any]] | None = None,
     preview_codec: str = "libx264",
@@ -272,9 +273,9 @@ def mux(
         clips.append((rec.index, rec.first_frame, rec.end_frame, text))
 
     encoder = None
+    frames_in: Iterable[Any] = ()
     if preview_frames is not None:
-        if callable(preview_frames):
-            preview_frames = preview_frames()
+        frames_in = preview_frames() if callable(preview_frames) else preview_frames
         encoder = PreviewEncoder(header.width, header.height, fps, preview_codec, preview_crf)
     options = f"preview={encoder is not None} subtitles={subtitles} chapters={chapters}"
     salt = digest + options.encode()
@@ -453,7 +454,7 @@ def mux(
                 clusters.add(VIDEO_TRACK, _ms(p.frame, fps), p.data, key=p.key, new_cluster=p.key, cue=p.key)
 
             n = 0
-            for rgb in preview_frames:
+            for rgb in frames_in:
                 if n >= frames:
                     raise ValueError(f"preview has more frames than the stream's {frames}")
                 shape = getattr(rgb, "shape", None)
@@ -499,7 +500,7 @@ def mux(
 def _seek_head(positions: dict[int, int], cues: int | None) -> bytes:
     """SeekHead for ``positions``, plus the Cues at ``cues`` (unless None) with an 8-byte
     position, so its size is known before the clusters are written."""
-    entries = [(i, pos, None) for i, pos in positions.items()]
+    entries: list[tuple[int, int, int | None]] = [(i, pos, None) for i, pos in positions.items()]
     if cues is not None:
         entries.append((CUES, cues, 8))
     return element(

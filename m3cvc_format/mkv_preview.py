@@ -5,9 +5,10 @@ Matroska wants, with the ``avcC`` record built from the encoder's SPS and PPS.""
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 H264_CODECS = ("libx264", "libopenh264", "h264")
 
@@ -109,7 +110,7 @@ class PreviewEncoder:
         self.pad = (self.height - height, self.width - width)
         rate = Fraction(fps).limit_denominator(65535)
         try:
-            cc = av.CodecContext.create(codec, "w")
+            cc: Any = av.CodecContext.create(codec, "w")  # a VideoCodecContext
             cc.width, cc.height = self.width, self.height
             cc.pix_fmt = "yuv420p"
             cc.framerate = rate
@@ -133,7 +134,7 @@ class PreviewEncoder:
         self.codec_private = _avcc(bytes(cc.extradata or b""))
         self._annexb = bytes(cc.extradata or b"")[:1] != b"\x01"
 
-    def _packets(self, packets) -> Iterator[Packet]:
+    def _packets(self, packets: Iterable[Any]) -> Iterator[Packet]:
         for p in packets:
             data = bytes(p)
             yield Packet(
@@ -143,7 +144,7 @@ class PreviewEncoder:
                 _length_prefixed(data) if self._annexb else data,
             )
 
-    def encode(self, rgb, index: int, key: bool) -> Iterator[Packet]:
+    def encode(self, rgb: Any, index: int, key: bool) -> Iterator[Packet]:
         import av
         import numpy as np
         from av.video.frame import PictureType

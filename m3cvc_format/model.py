@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from enum import Enum
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 from .constants import (
     MAX_CLIP_COUNT,
@@ -31,6 +32,8 @@ from .constants import (
     TextCodec,
 )
 from .errors import LimitError, M3VError, MalformedError, MissingReferenceError
+
+_E = TypeVar("_E", bound=Enum)
 
 __all__ = [
     "Clip",
@@ -72,7 +75,8 @@ def pack_metadata(metadata: Mapping[str, Any]) -> bytes:
             return [canonical(v) for v in value]
         return value
 
-    return msgpack.packb(canonical(dict(metadata)), use_bin_type=True)
+    packed: bytes = msgpack.packb(canonical(dict(metadata)), use_bin_type=True)
+    return packed
 
 
 def unpack_metadata(data: bytes) -> dict[str, Any]:
@@ -99,7 +103,7 @@ class Header:
     grid_h: int
     grid_w: int
     vocab_size: int = 256
-    time_base: Fraction | None = None
+    time_base: Fraction = None  # type: ignore[assignment]  # None: 1 / fps (set by __post_init__)
     frame_count: int = 0
     pack_id: str = "none"
     pack_hash: bytes = bytes(PACK_HASH_SIZE)
@@ -164,7 +168,7 @@ class Header:
         return int(1 / (self.fps * self.time_base))
 
 
-def _enum(kind, value, name):
+def _enum(kind: type[_E], value: Any, name: str) -> _E:
     try:
         return kind(value)
     except ValueError:
@@ -246,7 +250,7 @@ class ClipRecord:
         """Whether the index map is coded against the previous clip's (TEMPORAL, spec §6.5)."""
         return self.index_map is not None and self.index_map.coder == IndexMapCoder.TEMPORAL
 
-    def decode(self, header: Header, reference=None) -> Clip:
+    def decode(self, header: Header, reference: Any = None) -> Clip:
         """Decode texts and index map with the stream's codecs (raises PayloadError).
 
         A dependent clip needs ``reference``, the decoded index map of clip ``index - 1``

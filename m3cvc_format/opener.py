@@ -77,7 +77,8 @@ class _Prefixed(io.RawIOBase):
         """Straight from the prefix or the file (no intermediate buffer of ``size`` bytes)."""
         if size is None or size < 0:
             prefix, self._prefix = self._prefix, b""
-            return prefix + self._file.read()
+            rest: bytes = self._file.read()
+            return prefix + rest
         if self._prefix:
             out, self._prefix = self._prefix[:size], self._prefix[size:]
             return out

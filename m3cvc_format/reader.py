@@ -107,7 +107,7 @@ class Reader:
     def __enter__(self) -> Reader:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _read_header(self) -> tuple[Header, int]:
@@ -261,7 +261,7 @@ class Reader:
 
     def _index_from_trailer(self) -> list[IndexEntry] | None:
         size = self.size
-        if size < self.header_end + TAIL_SIZE:
+        if size is None or size < self.header_end + TAIL_SIZE:
             return None
         window = min(size - self.header_end, _WINDOW)
         tail_buf = self._src.peek(size - window, window)
@@ -298,6 +298,7 @@ class Reader:
         if not self.seekable:
             return "none"
         _ = self.index  # finds it (and sets _index_source)
+        assert self._index_source is not None
         return self._index_source
 
     @property
@@ -317,6 +318,7 @@ class Reader:
             raise IndexError(f"clip {k} out of range 0..{len(entries) - 1}")
         entry = entries[k]
         end = entries[k + 1].offset if k + 1 < len(entries) else (self.index_offset or self.size)
+        assert end is not None  # the index is there: the source is seekable, its size known
         self._src.peek(entry.offset, end - entry.offset, readahead=0)  # the one read of this clip
         chunk = self._chunk_at(entry.offset)
         if chunk is None or chunk.chunk_type != ChunkType.CLIP:
@@ -326,7 +328,7 @@ class Reader:
             raise MalformedError(f"index entry {k} disagrees with the clip it points at", entry.offset)
         return record
 
-    def decode_clip(self, k: int, maps: dict | None = None) -> Clip:
+    def decode_clip(self, k: int, maps: dict[int, Any] | None = None) -> Clip:
         """Clip ``k`` by random access with texts and index map decoded.
 
         A dependent clip (TEMPORAL, spec §6.5) needs the previous clip's map, so the maps back

@@ -74,7 +74,7 @@ _DETAIL = {
 }
 
 
-def describe(src) -> dict[str, Any]:
+def describe(src: Any) -> dict[str, Any]:
     """Every chunk of the stream with its fields, parsed with the construct syntax.
 
     A stream that ends inside a chunk is described up to the last complete

@@ -6,11 +6,14 @@ from __future__ import annotations
 import functools
 import gc
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .constants import IndexMapCoder, TextCodec
 from .errors import M3VError, MalformedError
-from .model import ClipRecord, Header, SequentialDecoder
+from .model import ClipRecord, Header, IndexEntry, SequentialDecoder
+
+if TYPE_CHECKING:
+    from .reader import Damage
 
 __all__ = ["TEXT_CODEC_NAMES", "StreamSummary", "coder_name", "summarize", "to_json", "verify"]
 
@@ -25,7 +28,7 @@ class StreamSummary:
     clips: list[ClipRecord]
     index_source: str  # "trailer", "scan" (rebuilt) or "none" (pipe)
     terminated: bool
-    damage: list = field(default_factory=list)
+    damage: list[Damage] = field(default_factory=list)
 
     @property
     def frames(self) -> int:
@@ -57,7 +60,7 @@ class StreamSummary:
         return 8 * self.total_bytes / self.duration_s / 1000 if self.frames else 0.0
 
 
-def summarize(src, *, on_damage: str = "raise") -> StreamSummary:
+def summarize(src: Any, *, on_damage: str = "raise") -> StreamSummary:
     """Read every clip of ``src`` (CRCs checked) and the index, for a summary."""
     from .reader import Reader
 
@@ -78,7 +81,7 @@ def summarize(src, *, on_damage: str = "raise") -> StreamSummary:
         return StreamSummary(reader.header, total, clips, index_source, terminated, list(reader.damage))
 
 
-def _check_index(entries, clips: list[ClipRecord]) -> None:
+def _check_index(entries: list[IndexEntry], clips: list[ClipRecord]) -> None:
     if len(entries) != len(clips):
         raise MalformedError(f"index lists {len(entries)} clips, the stream holds {len(clips)}")
     for entry, clip in zip(entries, clips):
@@ -142,10 +145,12 @@ def to_json(summary: StreamSummary, *, texts: bool = True) -> dict[str, Any]:
 def coder_name(record: ClipRecord) -> str:
     """The index-map coder's name, lower case (TEMPORAL: coded against the previous clip)."""
     coder = record.index_map.coder if record.index_map is not None else None
-    try:
-        return IndexMapCoder(coder).name.lower()
-    except ValueError:
-        return f"coder {coder}"
+    if coder is not None:
+        try:
+            return IndexMapCoder(coder).name.lower()
+        except ValueError:
+            pass
+    return f"coder {coder}"
 
 
 def verify(summary: StreamSummary) -> None:

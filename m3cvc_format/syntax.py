@@ -6,6 +6,8 @@ Only syntax lives here: value ranges and cross-field rules (the spec's
 
 from __future__ import annotations
 
+from typing import Any
+
 import construct as c
 
 from .constants import (
@@ -48,7 +50,7 @@ def encode_leb128(value: int) -> bytes:
             return bytes(out)
 
 
-def read_leb128(data: bytes | memoryview, pos: int, max_bytes: int = MAX_VARINT_BYTES) -> tuple[int, int]:
+def read_leb128(data: bytes | bytearray | memoryview, pos: int, max_bytes: int = MAX_VARINT_BYTES) -> tuple[int, int]:
     """Decode a minimal LEB128 at ``data[pos:]``; return (value, position after it).
 
     Raises IndexError when the data ends inside the number and ValueError when
@@ -67,14 +69,14 @@ def read_leb128(data: bytes | memoryview, pos: int, max_bytes: int = MAX_VARINT_
     raise ValueError(f"LEB128 number longer than {max_bytes} bytes")
 
 
-class Leb128(c.Construct):
+class Leb128(c.Construct):  # type: ignore[misc]  # construct ships no type information
     """Minimal unsigned LEB128 of at most ``max_bytes`` bytes (spec: descriptor ``leb128``)."""
 
     def __init__(self, max_bytes: int = MAX_VARINT_BYTES):
         super().__init__()
         self.max_bytes = max_bytes
 
-    def _parse(self, stream, context, path):
+    def _parse(self, stream: Any, context: Any, path: str) -> int:
         raw = bytearray()
         for _ in range(self.max_bytes):
             byte = c.stream_read(stream, 1, path)[0]
@@ -87,7 +89,7 @@ class Leb128(c.Construct):
             raise c.ValidationError(str(err), path=path) from None
         return value
 
-    def _build(self, obj, stream, context, path):
+    def _build(self, obj: Any, stream: Any, context: Any, path: str) -> int:
         if not isinstance(obj, int) or obj < 0:
             raise c.ValidationError(f"LEB128 needs a non-negative int, got {obj!r}", path=path)
         data = encode_leb128(obj)
@@ -96,7 +98,7 @@ class Leb128(c.Construct):
         c.stream_write(stream, data, len(data), path)
         return obj
 
-    def _sizeof(self, context, path):
+    def _sizeof(self, context: Any, path: str) -> int:
         raise c.SizeofError("LEB128 has no fixed size", path=path)
 
 

@@ -20,6 +20,8 @@ vocabulary are loaded the first time the ``tokans-1`` codec is used.
 from __future__ import annotations
 
 import math
+from collections.abc import Set as AbstractSet
+from typing import Any
 
 from .constants import MAX_TEXT_BYTES, TextCodec
 from .errors import LimitError, MalformedError, PayloadError
@@ -84,7 +86,7 @@ def decode_text(data: bytes, codec: TextCodec) -> str:
         raise PayloadError(f"decoded text is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
-def _codec(codec) -> TextCodec:
+def _codec(codec: int) -> TextCodec:
     try:
         return TextCodec(codec)
     except ValueError:
@@ -212,14 +214,14 @@ _TOKANS_MAX_TOKEN_LEN = 24
 class _Vocab:
     """The loaded vocabulary and what the coder needs of it."""
 
-    def __init__(self, tokens: list[bytes], freqs) -> None:
+    def __init__(self, tokens: list[bytes], freqs: Any) -> None:
         self.tokens = tokens  # by id; tokens[0] (END) is b""
         self.freqs = freqs  # numpy int64 array, sums to 2**24
         self.ids = {t: i for i, t in enumerate(tokens) if i}
         # code length in bits of each token: 24 - log2(freq)
         self.cost = {t: 24.0 - math.log2(int(freqs[i])) for t, i in self.ids.items()}
         self.prefixes = frozenset(t[:k] for t in tokens[1:] for k in range(1, len(t) + 1))
-        self.model = None  # ans.Model of the table, built on the first decode
+        self.model: Any = None  # ans.Model of the table, built on the first decode
 
 
 _vocab_cache: _Vocab | None = None
@@ -270,7 +272,7 @@ def _load_vocab() -> _Vocab:
 
     import numpy as np
 
-    data = resources.files(__package__).joinpath("data", _VOCAB_NAME).read_bytes()
+    data = resources.files(__package__).joinpath("data").joinpath(_VOCAB_NAME).read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != TOKANS1_VOCAB_SHA256:
         raise RuntimeError(f"packaged {_VOCAB_NAME} has SHA-256 {digest}, expected {TOKANS1_VOCAB_SHA256}")
@@ -280,7 +282,7 @@ def _load_vocab() -> _Vocab:
 
 
 def cheapest_parse(
-    data: bytes, cost: dict[bytes, float], prefixes: set[bytes], max_len: int = _TOKANS_MAX_TOKEN_LEN
+    data: bytes, cost: dict[bytes, float], prefixes: AbstractSet[bytes], max_len: int = _TOKANS_MAX_TOKEN_LEN
 ) -> list[bytes]:
     """The split of ``data`` into tokens of ``cost`` with the least total cost (Viterbi;
     ties: the earlier-found path).  ``prefixes`` holds every prefix of every token, so the

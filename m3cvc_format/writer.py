@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import BinaryIO
+from collections.abc import Iterable
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class Writer:
 
     def __init__(
         self,
-        dest: str | os.PathLike | BinaryIO,
+        dest: str | os.PathLike[str] | BinaryIO,
         header: Header,
         *,
         index: bool = True,
@@ -55,7 +56,7 @@ class Writer:
             raise ValueError(f"refresh {refresh!r} must be a non-negative integer")
         self.refresh = refresh
         self.dependent_clips = 0
-        self._previous_map = None
+        self._previous_map: Any = None
         self._chain = 0  # dependent clips since the last independent one
         self.entries: list[IndexEntry] = []
         self.text_bytes = 0
@@ -91,7 +92,9 @@ class Writer:
             raise MalformedError(
                 f"clip {clip.index} starts at frame {clip.first_frame}; the previous clip ended at {self.frames_written}"
             )
-        coder = IndexMapCoder(clip.index_map_coder if clip.index_map_coder is not None else self.index_map_coder)
+        coder: IndexMapCoder = IndexMapCoder(
+            clip.index_map_coder if clip.index_map_coder is not None else self.index_map_coder
+        )
         reference = self._previous_map
         if coder is IndexMapCoder.TEMPORAL and reference is None:
             raise MalformedError(f"clip {clip.index} cannot use the TEMPORAL coder: no previous clip was written")
@@ -153,14 +156,14 @@ class Writer:
     def __enter__(self) -> Writer:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if exc_type is None:
             self.close()
         else:
             self.abort()
 
 
-def write(dest: str | os.PathLike | BinaryIO, header: Header, clips, **options) -> Writer:
+def write(dest: str | os.PathLike[str] | BinaryIO, header: Header, clips: Iterable[Clip], **options: Any) -> Writer:
     """Write ``header`` and every clip of ``clips`` to ``dest``; returns the closed writer."""
     with Writer(dest, header, **options) as writer:
         for clip in clips:
