@@ -15,15 +15,16 @@ the codec; build one yourself to decode with another pack config or runtime opti
 
 Construction checks the stream's pack id and weights hash
 (:func:`m3cvc_codec.packs.check_stream_pack`) and raises PackError when they do not match.
-Keyframes are decoded with their decode seed (:func:`m3cvc_format.decode_seed`) and resized to
-the stream's size when the pack's output differs; clips come from
-:meth:`Pack.reconstruct_clip <m3cvc_codec.packs.Pack.reconstruct_clip>`.  Whether a clip is
+Keyframes are decoded with their decode seed (:func:`m3cvc_format.decode_seed`); clips come from
+:meth:`Pack.reconstruct_clip <m3cvc_codec.packs.Pack.reconstruct_clip>` with the same seed.
+Frames a pack makes at another size (a video model's own resolution) are resized to the
+stream's (area interpolation).  Whether a clip is
 interpolated or predicted is the caller's choice (FrameSource passes the next keyframe or None).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -56,20 +57,26 @@ class ClipDecoder:
 
         return m.decode_seed(self.header.stream_seed, clip.index, clip.seed)
 
-    def decode_keyframe(self, clip) -> np.ndarray:
-        """The clip's keyframe, RGB uint8 at the stream's size (resized if the pack's is not)."""
-        clip = self._clip(clip)
+    def _fit(self, frame) -> np.ndarray:
+        """A pack's frame as RGB uint8 at the stream's size (resized if the pack's is not)."""
+        frame = np.asarray(frame)
         h = self.header
-        frame = np.asarray(
-            self.pack.decode_keyframe(np.asarray(clip.index_map), self.grid, clip.keyframe_text, self._seed(clip))
-        )
         if frame.shape != (h.height, h.width, 3):
             import cv2
 
             frame = cv2.resize(frame.astype(np.uint8), (h.width, h.height), interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(frame, dtype=np.uint8)
 
-    def reconstruct(self, clip, keyframe: np.ndarray, next_keyframe: np.ndarray | None) -> Iterable[np.ndarray]:
-        """The clip's frames, in order: towards ``next_keyframe``, or predicted when None."""
+    def decode_keyframe(self, clip) -> np.ndarray:
+        """The clip's keyframe, RGB uint8 at the stream's size."""
         clip = self._clip(clip)
-        return self.pack.reconstruct_clip(keyframe, next_keyframe, clip.clip_text, clip.frame_count, self._seed(clip))
+        return self._fit(
+            self.pack.decode_keyframe(np.asarray(clip.index_map), self.grid, clip.keyframe_text, self._seed(clip))
+        )
+
+    def reconstruct(self, clip, keyframe: np.ndarray, next_keyframe: np.ndarray | None) -> Iterator[np.ndarray]:
+        """The clip's frames, in order, at the stream's size: towards ``next_keyframe``, or
+        predicted when None."""
+        clip = self._clip(clip)
+        frames = self.pack.reconstruct_clip(keyframe, next_keyframe, clip.clip_text, clip.frame_count, self._seed(clip))
+        return map(self._fit, frames)

@@ -334,3 +334,40 @@ def test_lite_motion_is_the_selectors_motion(size):
     one = pack.motion_features(frames[3])  # a single frame works too
     assert np.array_equal(one[0], feats[3]) and one[0].scale == feats[3].scale
     assert pack.motion([], []).shape == (0,)
+
+
+def test_clip_decoder_fits_a_packs_frames_to_the_stream(monkeypatch):
+    """A pack whose clip model works at its own size (half the stream's here) gets its frames
+    resized by the one clip decoder, and receives the clip's text and decode seed."""
+    from fake_pack import install
+
+    seen = []
+
+    class HalfSize(FakePack):
+        def reconstruct_clip(self, first, last, clip_text, frame_count, seed):
+            seen.append((last is None, clip_text, seed))
+            return [first[::2, ::2]] * frame_count
+
+    pack = HalfSize()
+    install(monkeypatch, {"test.fake": pack})
+    grid = pack.grid("1/16")
+    frames = moving_square(8, 128, 80)
+    header = m.Header(
+        width=128, height=80, fps=8, grid_h=5, grid_w=8, vocab_size=256, pack_id="test.fake", stream_seed=9
+    )
+    clips = [
+        m.Clip(
+            index=k,
+            first_frame=4 * k,
+            frame_count=4,
+            clip_text=f"clip {k}",
+            index_map=pack.encode_keyframe(frames[4 * k], grid),
+        )
+        for k in range(2)
+    ]
+    buf = io.BytesIO()
+    m.write(buf, header, clips)
+    with m.FrameSource.open(buf.getvalue(), decoder=ClipDecoder(header)) as src:
+        out = [f for _, f in src.frames()]
+    assert len(out) == 8 and all(f.shape == (80, 128, 3) and f.dtype == np.uint8 for f in out)
+    assert seen == [(False, "clip 0", m.decode_seed(9, 0, None)), (True, "clip 1", m.decode_seed(9, 1, None))]
