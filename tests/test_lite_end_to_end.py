@@ -149,3 +149,33 @@ def test_reusing_indices_saves_bytes_at_the_same_quality(still_camera, tmp_path)
     assert quality[1] > quality[0] - 0.2
     with pytest.raises(m3cvc_codec.CodecError):
         m3cvc_codec.encode(still_camera, tmp_path / "x.m3v", reuse=-1)
+
+
+def test_pack_config_names_another_weights_folder(clip, tmp_path, capsys):
+    """--pack-config: a copy of the shipped weights decodes to the same bytes; retrained
+    weights (a changed file, its manifest updated) are refused with one line."""
+    import hashlib
+    import json
+    import shutil
+
+    from m3cvc_codec.packs import lite
+
+    weights = Path(lite.__file__).parent / "weights"
+    out = tmp_path / "c.m3v"
+    m3cvc_codec.encode(clip, out, size=(176, 144))
+    shutil.copytree(weights, tmp_path / "w")
+    assert cli_decode.main([str(out), "-o", str(tmp_path / "a.y4m"), "--quiet"]) == 0
+    args = [str(out), "-o", str(tmp_path / "b.y4m"), "--quiet", "--pack-config", str(tmp_path / "w" / "manifest.json")]
+    assert cli_decode.main(args) == 0
+    assert (tmp_path / "a.y4m").read_bytes() == (tmp_path / "b.y4m").read_bytes()
+    p = tmp_path / "w" / "ds16" / "decoder.onnx"
+    p.write_bytes(p.read_bytes() + b"\0")
+    manifest = json.loads((tmp_path / "w" / "manifest.json").read_text())
+    manifest["variants"]["1/16"]["files"]["ds16/decoder.onnx"] = hashlib.sha256(p.read_bytes()).hexdigest()
+    (tmp_path / "w" / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    args[2] = str(tmp_path / "c.y4m")
+    assert cli_decode.main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "weights" in err
+    assert not (tmp_path / "c.y4m").exists()
