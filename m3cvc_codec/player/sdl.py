@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from .output import View, fit_rect, scale_frame
 from .state import PlayerError
@@ -78,12 +79,12 @@ class SDLOutput:
         self.scale = scale
         self.screenshot = Path(screenshot) if screenshot else None
         self.screenshot_frame: int | None = None
-        self.screen = None
-        self._frame = None
+        self.screen: Any = None  # the pygame display surface while the window is open
+        self._frame: Any = None  # the frame on screen (RGB uint8)
         self._view: View | None = None
         self._fullscreen = False
         self._window_size = (0, 0)
-        self._title = None
+        self._title: str | None = None
         self._fonts: dict[int, object] = {}
 
     # -------------------------------------------------------------- window
@@ -154,6 +155,7 @@ class SDLOutput:
     def _draw(self) -> None:
         pg = self.pygame
         screen = self.screen
+        assert self._view is not None  # show() sets it before drawing
         sw, sh = screen.get_size()
         h, w = self._frame.shape[:2]
         x, y, fw, fh = fit_rect(w, h, sw, sh)
@@ -168,6 +170,7 @@ class SDLOutput:
     def _draw_overlay(self, sw: int, sh: int) -> None:
         pg = self.pygame
         view = self._view
+        assert view is not None
         if not pg.font.get_init():
             return
         size = max(16, min(32, sh // 18))

@@ -9,7 +9,7 @@ clip decodes each frame once, and the keyframes of recent clips stay cached in t
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Protocol
+from typing import Any, Protocol
 
 from .state import PlayerError
 
@@ -67,7 +67,7 @@ class M3VSource:
         self.frame_count = reader.frame_count
         self.clip_starts = tuple(e.first_frame for e in reader.index)
         self._texts: dict[int, str] = {}
-        self._last = None  # (n, frame): the last frame returned
+        self._last: tuple[int, Any] | None = None  # (n, frame): the last frame returned
 
     def frame(self, n: int):
         if not 0 <= n < self.frame_count:

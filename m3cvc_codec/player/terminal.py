@@ -15,6 +15,7 @@ import select
 import shutil
 import sys
 import time
+from typing import Any
 
 from .output import View, fit_rect, scale_frame
 
@@ -125,7 +126,7 @@ class TerminalOutput:
         self._in = stdin if stdin is not None else sys.stdin
         self._out = stdout if stdout is not None else sys.stdout
         self._size = size
-        self._saved = None  # termios attributes to restore
+        self._saved: list[Any] | None = None  # termios attributes to restore
         self._fd: int | None = None
         self._frame = None
         self._view: View | None = None
