@@ -224,7 +224,7 @@ def test_lzw_limit():
 
 
 def test_tokans_vocab():
-    freqs, cum, tokens = R.load_tokans_vocab()
+    freqs, _cum, tokens = R.load_tokans_vocab()
     assert len(freqs) == 8141 and sum(freqs) == 2**24 and tokens[0] == b""
 
 
@@ -523,7 +523,7 @@ def test_decode_seed():
 m = pytest.importorskip("m3cvc_format")
 np = pytest.importorskip("numpy")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st
+from hypothesis import strategies as st  # noqa: E402
 
 CODECS = {"utf8": (m.TextCodec.UTF8, 0), "lzw": (m.TextCodec.LZW, 1), "tokans1": (m.TextCodec.TOKANS1, 2)}
 SETTINGS = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

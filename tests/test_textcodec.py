@@ -40,7 +40,37 @@ SAMPLES = [
 def lorem(n_words: int, seed: int = 1) -> str:
     """A deterministic long text in the style of the training captions."""
     rng = random.Random(seed)
-    words = ["a", "man", "woman", "is", "are", "the", "of", "in", "on", "with", "playing", "talking", "camera", "people", "shown", "then", "while", "his", "her", "standing", "water", "ball", "game", "video", "kitchen", "dog", "猫", "café", "🎸"]
+    words = [
+        "a",
+        "man",
+        "woman",
+        "is",
+        "are",
+        "the",
+        "of",
+        "in",
+        "on",
+        "with",
+        "playing",
+        "talking",
+        "camera",
+        "people",
+        "shown",
+        "then",
+        "while",
+        "his",
+        "her",
+        "standing",
+        "water",
+        "ball",
+        "game",
+        "video",
+        "kitchen",
+        "dog",
+        "猫",
+        "café",
+        "🎸",
+    ]
     out = []
     for i in range(n_words):
         w = rng.choice(words)
@@ -449,7 +479,26 @@ def test_tokans_payload_is_token_ids_then_end():
     assert decode_text(tokans_payload(single_bytes), TextCodec.TOKANS1) == text
 
 
-CAPTION_WORDS = ["A", "man", "woman", "the", "a", "is", "playing", "talking", "in", "on", "with.", "then", "while", "camera", "people", "shown", "his", "her"]
+CAPTION_WORDS = [
+    "A",
+    "man",
+    "woman",
+    "the",
+    "a",
+    "is",
+    "playing",
+    "talking",
+    "in",
+    "on",
+    "with.",
+    "then",
+    "while",
+    "camera",
+    "people",
+    "shown",
+    "his",
+    "her",
+]
 
 
 @settings(deadline=None, max_examples=100)

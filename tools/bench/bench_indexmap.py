@@ -107,7 +107,7 @@ def run() -> str:
             st = measure(test, priors, IndexMapCoder.STATIC)
             c0 = measure(test, [None] * len(test), IndexMapCoder.CONTEXT)
             cp = measure(test, priors, IndexMapCoder.CONTEXT)
-            fmt = lambda b: f"{b:.1f} B ({8 * b / n:.3f})"
+            fmt = lambda b, n=n: f"{b:.1f} B ({8 * b / n:.3f})"
             lines.append(
                 f"| {gw}x{gh} | {fmt(raw['bytes'])} | {fmt(zs)} | {fmt(st['bytes'])} | {fmt(c0['bytes'])} "
                 f"| {fmt(cp['bytes'])} | {100 * c0['overhead']:.2f}% ({100 * c0['overhead_max']:.2f}%) "
