@@ -164,6 +164,17 @@ def test_sample_clip_decodes_to_what_its_readme_says():
     assert diffs[cut] > 3 * sorted(diffs)[len(diffs) // 2]
 
 
+def test_sample_clip_cut_is_found_by_the_default_keyframe_selection(tmp_path):
+    """The README's main command on the sample: a keyframe on the cut (2.5 s: frame 20 at the
+    default 8 fps), and clips of several frames on either side of it."""
+    from m3cvc_codec import encode
+
+    report = encode(ROOT / "docs" / "sample" / "sample.webm", tmp_path / "sample.m3v")
+    firsts = [first for first, _ in report.clips]
+    assert report.frames == 40 and 20 in firsts
+    assert 3 <= len(report.clips) <= 20, report.clips
+
+
 # Names docs/architecture.md uses that are not the project's: the paper's D(Fn, Fl), the example
 # pack's class, PyAV, super().
 NOT_OURS = {"D", "MyPack", "PyAV", "super"}
