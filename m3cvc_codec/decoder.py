@@ -36,6 +36,8 @@ class DecodeReport:
 def parse_frames(frames, total: int) -> tuple[int, int]:
     """``None``, ``"A:B"`` (either side may be empty), ``slice(A, B)`` or ``(A, B)`` ->
     (A, B) within 0..total with A < B; CodecError otherwise."""
+    a: int | None
+    b: int | None
     if frames is None:
         a, b = 0, total
     else:

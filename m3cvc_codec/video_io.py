@@ -362,15 +362,17 @@ class AVWriter(VideoWriter):
             self._file.discard()
             raise CodecError(f"video encoder {codec!r} is not available in this FFmpeg build") from None
         try:
-            self._c = av.open(str(self._file.temp), "w", format=_CONTAINERS[path.suffix.lower()])
+            self._c: av.container.OutputContainer | None = av.open(
+                str(self._file.temp), "w", format=_CONTAINERS[path.suffix.lower()]
+            )
             rate = Fraction(fps).limit_denominator(65535)
-            self._s = self._c.add_stream(codec, rate=rate)
+            self._s: av.VideoStream = self._c.add_stream(codec, rate=rate)  # type: ignore[assignment]
             self._s.width, self._s.height = width, height
             formats = [f.name for f in (self._s.codec_context.codec.video_formats or [])]
             if pix_fmt is None:
                 pix_fmt = "yuv420p" if not formats or "yuv420p" in formats else formats[0]
             self._s.pix_fmt = pix_fmt
-            options = {}
+            options: dict[str, object] = {}
             if codec in ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "libaom-av1"):
                 options["crf"] = str(crf)
             if codec == "libx265":
@@ -388,6 +390,8 @@ class AVWriter(VideoWriter):
 
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         frame.pts = self.frames
+        if self._c is None:
+            raise ValueError("write to a closed video writer")
         for packet in self._s.encode(frame):
             self._c.mux(packet)
         self.frames += 1

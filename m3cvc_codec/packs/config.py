@@ -146,6 +146,7 @@ class PackConfig:
         """A config from its JSON form, or from a format-1 weights manifest."""
         if not isinstance(data, Mapping) or not isinstance(data.get("pack"), str):
             raise PackError('a pack config is a JSON object with a "pack" id')
+        root = Path(root) if root is not None else None
         if "components" not in data and isinstance(data.get("variants"), Mapping):
             variants = data["variants"]
             comps: dict[str, Component] = {}

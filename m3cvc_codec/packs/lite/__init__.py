@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -93,7 +93,7 @@ class LitePack(Pack):
         self._area: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._local = threading.local()  # one DIS flow object per thread (motion)
         variants = self.config.settings.get("variants")
-        if not hasattr(variants, "get"):
+        if not isinstance(variants, Mapping):
             raise PackError(f"lite pack: its config in {self._root} has no weights variants")
         self._variants = variants
 
