@@ -1,6 +1,6 @@
 """The codec's one clip decoder: the frames of a stream's clips through its model pack.
 
-:class:`ClipDecoder` is the :class:`m3cvc_format.FrameDecoder` every path uses:
+:class:`ClipDecoder` is the :class:`m3cvc_format.framedecoders.FrameDecoder` every path uses:
 ``m3cvc_codec.decode``, ``m3cvc_format.open`` (the PyAV facade) and the player.  The format
 package finds it by pack id in the ``m3cvc.frame_decoders`` entry-point group (pyproject)::
 
@@ -36,7 +36,7 @@ __all__ = ["ClipDecoder"]
 
 class ClipDecoder:
     """Frames of one stream: ``decode_keyframe(clip)`` and ``reconstruct(clip, kf, next_kf)``
-    (the :class:`m3cvc_format.FrameDecoder` protocol).  ``pack_config`` and ``options`` are
+    (the :class:`m3cvc_format.framedecoders.FrameDecoder` protocol).  ``pack_config`` and ``options`` are
     those of :func:`m3cvc_codec.packs.load_pack`."""
 
     def __init__(
