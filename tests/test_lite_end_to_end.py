@@ -101,6 +101,7 @@ def still_camera(tmp_path_factory) -> Path:
     return lossless_cut(source, tmp_path_factory.mktemp("juggle") / "juggle.mkv", 72, 24)
 
 
+@pytest.mark.slow
 def test_dependent_maps_shrink_the_stream_and_decode_the_same(still_camera, tmp_path):
     """--refresh (default 8) codes keyframe maps against the previous keyframe's: fewer bytes,
     the same decoded video, sequentially and by random access into a dependent clip."""
@@ -132,6 +133,7 @@ def test_dependent_maps_shrink_the_stream_and_decode_the_same(still_camera, tmp_
         assert np.array_equal(seeked, next(c.decode(video=0)).to_ndarray())
 
 
+@pytest.mark.slow
 def test_reusing_indices_saves_bytes_at_the_same_quality(still_camera, tmp_path):
     """The default --reuse 0.5 keeps near-tied cells of the previous keyframe: a smaller
     stream than exact nearest codewords, decoded within 0.2 dB of them."""

@@ -324,6 +324,7 @@ def test_sampler_colour_share():
     assert 5 < sum(changed) < 35, sum(changed)  # about half the crops, not none nor all
 
 
+@pytest.mark.slow
 def test_training_smoke(tmp_path):
     for mod in ("torch", "cv2", "onnx"):
         if importlib.util.find_spec(mod) is None:
