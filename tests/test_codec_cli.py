@@ -314,9 +314,14 @@ def test_pipeline_never_imports_torch():
 def test_second_pass_rereads_when_frames_do_not_fit(fake_pack, synthetic, tmp_path, monkeypatch):
     import m3cvc_codec.encoder as enc
 
+    reads = []
+    real = enc.read_frames
+    monkeypatch.setattr(enc, "read_frames", lambda *a, **k: reads.append(1) or real(*a, **k))
     encode(synthetic, tmp_path / "a.m3v", pack="test.fake", size=(128, 80))
+    assert len(reads) == 1  # frames kept from the first pass
     monkeypatch.setattr(enc, "FRAME_CACHE_BYTES", 0)
     encode(synthetic, tmp_path / "b.m3v", pack="test.fake", size=(128, 80))
+    assert len(reads) == 3  # the second encode read the video twice
     assert (tmp_path / "a.m3v").read_bytes() == (tmp_path / "b.m3v").read_bytes()
 
 
