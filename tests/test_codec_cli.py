@@ -383,3 +383,18 @@ def test_code_keyframe_checks_the_pack_answer(fake_pack):
     assert np.array_equal(enc.code_keyframe(fake_pack, grid, frame, ref, 0.5), ref)
     with pytest.raises(CodecError, match="indices outside"):
         enc.code_keyframe(fake_pack, grid, frame, ref, 0.0)  # tolerance 0: the nearest, always
+
+
+def test_encode_and_prepare_share_their_defaults():
+    """encode() spells its options out for its callers and hands them to prepare(): a default
+    changed in one signature and not the other would make the two disagree."""
+    import inspect
+
+    import m3cvc_codec.encoder as enc
+
+    outer = inspect.signature(enc.encode).parameters
+    inner = inspect.signature(enc.prepare).parameters
+    shared = [name for name in inner if name in outer and inner[name].default is not inspect.Parameter.empty]
+    assert len(shared) >= 15
+    for name in shared:
+        assert outer[name].default == inner[name].default, name
