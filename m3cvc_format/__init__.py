@@ -39,6 +39,7 @@ _EXPORTS = {
     "Writer": "writer",
     "write": "writer",
     "describe": "structure",
+    "edit_texts": "edit",
     # frames: a PyAV-compatible container, the clip-level frame source, frame decoders
     "open": "container",
     "FrameSource": "framesource",

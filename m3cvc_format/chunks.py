@@ -210,6 +210,42 @@ def build_clip(clip: Clip, header: Header, coder: IndexMapCoder, reference: Any 
     return b"".join(parts), text_bytes, len(body)
 
 
+def build_coded_clip(record: ClipRecord) -> tuple[bytes, int, int]:
+    """CLIP payload for a clip whose payloads are already coded (a :class:`ClipRecord`, as read
+    or with its texts replaced); also returns its text and index-map body sizes.  The texts and
+    the index map are copied as given: the index-map body is ``coder``, ``map_h``, ``map_w``
+    (minimal LEB128, as every reader requires) and the coded bytes, so a map read from a stream
+    is written back byte for byte.  Ancillary sub-chunks follow the index map."""
+    if record.index_map is None:
+        raise MalformedError(f"clip {record.index} has no index map")
+    flags = (record.flags & ~FLAG_SEED_PRESENT) | (FLAG_SEED_PRESENT if record.seed is not None else 0)
+    parts = [
+        syntax.ClipFields.build(
+            dict(
+                clip_index=record.index,
+                first_frame=record.first_frame,
+                frame_count=record.frame_count,
+                flags=flags,
+                seed=record.seed,
+            )
+        )
+    ]
+    for kind, coded in (
+        (SubChunkKind.KEYFRAME_TEXT, record.keyframe_text_coded),
+        (SubChunkKind.CLIP_TEXT, record.clip_text_coded),
+    ):
+        if coded:  # an absent text sub-chunk means the empty text
+            parts.append(_sub_chunk(kind, bytes(coded)))
+    m = record.index_map
+    body = bytes([int(m.coder)]) + syntax.encode_leb128(m.grid_h) + syntax.encode_leb128(m.grid_w) + bytes(m.data)
+    parts.append(_sub_chunk(SubChunkKind.INDEX_MAP, body))
+    for anc_kind, anc_body in record.ancillary:
+        if not anc_kind & ANCILLARY_SUBCHUNK_BIT or not 0 <= anc_kind <= _KIND_MASK:
+            raise MalformedError(f"sub-chunk kind {anc_kind} is not an ancillary kind (8-15)")
+        parts.append(_sub_chunk(anc_kind, anc_body))
+    return b"".join(parts), record.text_bytes, len(body)
+
+
 def _build(construct: Any, value: Any) -> bytes:
     """``construct.build(value)``, typed."""
     data: bytes = construct.build(value)

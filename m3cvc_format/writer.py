@@ -16,10 +16,10 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .atomic import AtomicFile
-from .chunks import build_clip, build_head, build_index, build_tail, frame_chunk
+from .chunks import build_clip, build_coded_clip, build_head, build_index, build_tail, frame_chunk
 from .constants import ANCILLARY_CHUNK_BIT, SIGNATURE, ChunkType, IndexMapCoder
 from .errors import MalformedError
-from .model import Clip, Header, IndexEntry
+from .model import Clip, ClipRecord, Header, IndexEntry
 
 __all__ = ["Writer", "write"]
 
@@ -36,6 +36,10 @@ class Writer:
     ``refresh`` clips a map stays independent (spec/m3v.md §6.5), which bounds what a seek
     decodes and what a damaged clip takes with it.  0 (the default) keeps every map
     independent.  A clip's own ``index_map_coder`` overrides both.
+
+    ``head``: the HEAD payload as stored in a stream that ``header`` was read from, written as
+    it is instead of being built from ``header`` (a tool that copies a stream keeps its header
+    byte for byte).
     """
 
     def __init__(
@@ -46,6 +50,7 @@ class Writer:
         index: bool = True,
         index_map_coder: IndexMapCoder = IndexMapCoder.CONTEXT,
         refresh: int = 0,
+        head: bytes | None = None,
     ) -> None:
         self.header = header
         self.write_index = index
@@ -72,7 +77,7 @@ class Writer:
             self._file = dest
         self.bytes_written = 0
         self._emit(SIGNATURE)
-        self._emit(frame_chunk(ChunkType.HEAD, build_head(header)))
+        self._emit(frame_chunk(ChunkType.HEAD, build_head(header) if head is None else bytes(head)))
 
     def _emit(self, data: bytes) -> None:
         self._file.write(data)
@@ -108,6 +113,31 @@ class Writer:
         self.dependent_clips += coder is IndexMapCoder.TEMPORAL
         self._previous_map = np.asarray(clip.index_map)
         entry = IndexEntry(clip.index, self.bytes_written, clip.first_frame, clip.frame_count)
+        self._emit(frame_chunk(ChunkType.CLIP, payload))
+        self.entries.append(entry)
+        self.text_bytes += text_bytes
+        self.vq_bytes += vq_bytes
+        return entry
+
+    def write_coded_clip(self, record: ClipRecord) -> IndexEntry:
+        """Append a clip whose texts and index map are already coded (a :class:`ClipRecord`
+        read from a stream, its texts possibly replaced), without decoding or re-coding them:
+        its index-map sub-chunk is written byte for byte as read.  A TEMPORAL map stays valid
+        when the clip before it carries the same map, as it does when a whole stream is copied."""
+        if self._closed:
+            raise ValueError("writer is closed")
+        if record.index != len(self.entries):
+            raise MalformedError(f"clip {record.index} written where clip {len(self.entries)} belongs")
+        if record.first_frame != self.frames_written:
+            raise MalformedError(
+                f"clip {record.index} starts at frame {record.first_frame}; the previous clip ended at {self.frames_written}"
+            )
+        payload, text_bytes, vq_bytes = build_coded_clip(record)
+        dependent = record.dependent
+        self._chain = self._chain + 1 if dependent else 0
+        self.dependent_clips += dependent
+        self._previous_map = None  # not decoded: a following write_clip codes its map independently
+        entry = IndexEntry(record.index, self.bytes_written, record.first_frame, record.frame_count)
         self._emit(frame_chunk(ChunkType.CLIP, payload))
         self.entries.append(entry)
         self.text_bytes += text_bytes

@@ -56,10 +56,12 @@ def muxed(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("prog", ["m3v-info", "m3v-mux", "m3v-demux"])
+@pytest.mark.parametrize("prog", ["m3v-info", "m3v-mux", "m3v-demux", "m3v-edit"])
 def test_missing_file_is_one_line_naming_it_once(prog, tmp_path):
     missing = tmp_path / "x.m3v"
     argv = [script(prog), str(missing)] + ([] if prog == "m3v-info" else ["-o", str(tmp_path / "out")])
+    if prog == "m3v-edit":
+        argv += ["--clip", "0", "--clip-text", "x"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     line = one_line(done)

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-CLIS = ("m3v-encode", "m3v-decode", "m3v-info", "m3v-play", "m3v-mux", "m3v-demux")
+CLIS = ("m3v-encode", "m3v-decode", "m3v-info", "m3v-edit", "m3v-play", "m3v-mux", "m3v-demux")
 OPTION = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
 MAX_SAMPLE_BYTES = 500_000
 
