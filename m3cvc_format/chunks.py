@@ -9,6 +9,7 @@ check that both parsers agree.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -163,32 +164,44 @@ def _sub_chunk(kind: int, body: bytes) -> bytes:
     return syntax.encode_leb128(len(body) << SUBCHUNK_KIND_BITS | kind) + body
 
 
+def _assemble_clip(
+    fields: dict[str, Any],
+    texts_coded: Sequence[bytes],
+    map_body: bytes,
+    ancillary: Iterable[tuple[int, bytes]],
+) -> bytes:
+    """A CLIP payload from its parts: the fixed fields, the coded keyframe and clip texts (an
+    empty one is left out: an absent text sub-chunk means the empty text), the index-map body,
+    then the ancillary sub-chunks."""
+    parts = [syntax.ClipFields.build(fields)]
+    for kind, coded in zip((SubChunkKind.KEYFRAME_TEXT, SubChunkKind.CLIP_TEXT), texts_coded):
+        if coded:
+            parts.append(_sub_chunk(kind, bytes(coded)))
+    parts.append(_sub_chunk(SubChunkKind.INDEX_MAP, map_body))
+    for anc_kind, anc_body in ancillary:
+        if not anc_kind & ANCILLARY_SUBCHUNK_BIT or not 0 <= anc_kind <= _KIND_MASK:
+            raise MalformedError(f"sub-chunk kind {anc_kind} is not an ancillary kind (8-15)")
+        parts.append(_sub_chunk(anc_kind, anc_body))
+    return b"".join(parts)
+
+
+def _map_body(coder: int, grid_h: int, grid_w: int, coded: bytes) -> bytes:
+    """An index-map sub-chunk body: coder, rows and columns (minimal LEB128), coded bytes."""
+    return bytes([int(coder)]) + syntax.encode_leb128(grid_h) + syntax.encode_leb128(grid_w) + bytes(coded)
+
+
+def _fields(index: int, first_frame: int, frame_count: int, flags: int, seed: int | None) -> dict[str, Any]:
+    flags = (flags & ~FLAG_SEED_PRESENT) | (FLAG_SEED_PRESENT if seed is not None else 0)
+    return dict(clip_index=index, first_frame=first_frame, frame_count=frame_count, flags=flags, seed=seed)
+
+
 def build_clip(clip: Clip, header: Header, coder: IndexMapCoder, reference: Any = None) -> tuple[bytes, int, int]:
     """CLIP payload for ``clip``; also returns its text and index-map body sizes.  TEMPORAL
     needs ``reference``, the index map of the previous clip."""
     from .indexmap import encode_index_map
     from .textcodec import encode_text
 
-    flags = (FLAG_PREDICTION if clip.mode == Mode.PREDICTION else 0) | (
-        FLAG_SEED_PRESENT if clip.seed is not None else 0
-    )
-    parts = [
-        syntax.ClipFields.build(
-            dict(
-                clip_index=clip.index,
-                first_frame=clip.first_frame,
-                frame_count=clip.frame_count,
-                flags=flags,
-                seed=clip.seed,
-            )
-        )
-    ]
-    text_bytes = 0
-    for kind, text in ((SubChunkKind.KEYFRAME_TEXT, clip.keyframe_text), (SubChunkKind.CLIP_TEXT, clip.clip_text)):
-        coded = encode_text(text, header.text_codec)
-        if coded:  # an absent text sub-chunk means the empty text
-            parts.append(_sub_chunk(kind, coded))
-            text_bytes += len(coded)
+    texts = [encode_text(text, header.text_codec) for text in (clip.keyframe_text, clip.clip_text)]
     if clip.index_map is None:
         raise MalformedError(f"clip {clip.index} has no index map")
     import numpy as np
@@ -201,49 +214,24 @@ def build_clip(clip: Clip, header: Header, coder: IndexMapCoder, reference: Any 
     if coder == IndexMapCoder.TEMPORAL and clip.index == 0:
         raise MalformedError("clip 0 cannot use the TEMPORAL coder: there is no previous clip")
     coded = encode_index_map(index_map, header.vocab_size, coder, header.prior or None, reference)
-    body = bytes([int(coder)]) + syntax.encode_leb128(header.grid_h) + syntax.encode_leb128(header.grid_w) + coded
-    parts.append(_sub_chunk(SubChunkKind.INDEX_MAP, body))
-    for anc_kind, anc_body in clip.ancillary:
-        if not anc_kind & ANCILLARY_SUBCHUNK_BIT or not 0 <= anc_kind <= _KIND_MASK:
-            raise MalformedError(f"sub-chunk kind {anc_kind} is not an ancillary kind (8-15)")
-        parts.append(_sub_chunk(anc_kind, anc_body))
-    return b"".join(parts), text_bytes, len(body)
+    body = _map_body(coder, header.grid_h, header.grid_w, coded)
+    flags = FLAG_PREDICTION if clip.mode == Mode.PREDICTION else 0
+    fields = _fields(clip.index, clip.first_frame, clip.frame_count, flags, clip.seed)
+    return _assemble_clip(fields, texts, body, clip.ancillary), sum(map(len, texts)), len(body)
 
 
 def build_coded_clip(record: ClipRecord) -> tuple[bytes, int, int]:
     """CLIP payload for a clip whose payloads are already coded (a :class:`ClipRecord`, as read
     or with its texts replaced); also returns its text and index-map body sizes.  The texts and
-    the index map are copied as given: the index-map body is ``coder``, ``map_h``, ``map_w``
-    (minimal LEB128, as every reader requires) and the coded bytes, so a map read from a stream
-    is written back byte for byte.  Ancillary sub-chunks follow the index map."""
+    the index map are copied as given, so a map read from a stream is written back byte for
+    byte.  Ancillary sub-chunks follow the index map."""
     if record.index_map is None:
         raise MalformedError(f"clip {record.index} has no index map")
-    flags = (record.flags & ~FLAG_SEED_PRESENT) | (FLAG_SEED_PRESENT if record.seed is not None else 0)
-    parts = [
-        syntax.ClipFields.build(
-            dict(
-                clip_index=record.index,
-                first_frame=record.first_frame,
-                frame_count=record.frame_count,
-                flags=flags,
-                seed=record.seed,
-            )
-        )
-    ]
-    for kind, coded in (
-        (SubChunkKind.KEYFRAME_TEXT, record.keyframe_text_coded),
-        (SubChunkKind.CLIP_TEXT, record.clip_text_coded),
-    ):
-        if coded:  # an absent text sub-chunk means the empty text
-            parts.append(_sub_chunk(kind, bytes(coded)))
     m = record.index_map
-    body = bytes([int(m.coder)]) + syntax.encode_leb128(m.grid_h) + syntax.encode_leb128(m.grid_w) + bytes(m.data)
-    parts.append(_sub_chunk(SubChunkKind.INDEX_MAP, body))
-    for anc_kind, anc_body in record.ancillary:
-        if not anc_kind & ANCILLARY_SUBCHUNK_BIT or not 0 <= anc_kind <= _KIND_MASK:
-            raise MalformedError(f"sub-chunk kind {anc_kind} is not an ancillary kind (8-15)")
-        parts.append(_sub_chunk(anc_kind, anc_body))
-    return b"".join(parts), record.text_bytes, len(body)
+    body = _map_body(m.coder, m.grid_h, m.grid_w, m.data)
+    fields = _fields(record.index, record.first_frame, record.frame_count, record.flags, record.seed)
+    texts = (record.keyframe_text_coded, record.clip_text_coded)
+    return _assemble_clip(fields, texts, body, record.ancillary), record.text_bytes, len(body)
 
 
 def _build(construct: Any, value: Any) -> bytes:
