@@ -87,16 +87,30 @@ class Writer:
     def frames_written(self) -> int:
         return self.entries[-1].first_frame + self.entries[-1].frame_count if self.entries else 0
 
-    def write_clip(self, clip: Clip) -> IndexEntry:
-        """Code and append one clip; returns its index entry (byte offset included)."""
+    def _check_place(self, index: int, first_frame: int) -> None:
+        """Clips are written in order, each starting where the previous one ended."""
         if self._closed:
             raise ValueError("writer is closed")
-        if clip.index != len(self.entries):
-            raise MalformedError(f"clip {clip.index} written where clip {len(self.entries)} belongs")
-        if clip.first_frame != self.frames_written:
+        if index != len(self.entries):
+            raise MalformedError(f"clip {index} written where clip {len(self.entries)} belongs")
+        if first_frame != self.frames_written:
             raise MalformedError(
-                f"clip {clip.index} starts at frame {clip.first_frame}; the previous clip ended at {self.frames_written}"
+                f"clip {index} starts at frame {first_frame}; the previous clip ended at {self.frames_written}"
             )
+
+    def _append_clip(
+        self, index: int, first_frame: int, frame_count: int, payload: bytes, text_bytes: int, vq_bytes: int
+    ) -> IndexEntry:
+        entry = IndexEntry(index, self.bytes_written, first_frame, frame_count)
+        self._emit(frame_chunk(ChunkType.CLIP, payload))
+        self.entries.append(entry)
+        self.text_bytes += text_bytes
+        self.vq_bytes += vq_bytes
+        return entry
+
+    def write_clip(self, clip: Clip) -> IndexEntry:
+        """Code and append one clip; returns its index entry (byte offset included)."""
+        self._check_place(clip.index, clip.first_frame)
         coder: IndexMapCoder = IndexMapCoder(
             clip.index_map_coder if clip.index_map_coder is not None else self.index_map_coder
         )
@@ -112,37 +126,20 @@ class Writer:
         self._chain = self._chain + 1 if coder is IndexMapCoder.TEMPORAL else 0
         self.dependent_clips += coder is IndexMapCoder.TEMPORAL
         self._previous_map = np.asarray(clip.index_map)
-        entry = IndexEntry(clip.index, self.bytes_written, clip.first_frame, clip.frame_count)
-        self._emit(frame_chunk(ChunkType.CLIP, payload))
-        self.entries.append(entry)
-        self.text_bytes += text_bytes
-        self.vq_bytes += vq_bytes
-        return entry
+        return self._append_clip(clip.index, clip.first_frame, clip.frame_count, payload, text_bytes, vq_bytes)
 
     def write_coded_clip(self, record: ClipRecord) -> IndexEntry:
         """Append a clip whose texts and index map are already coded (a :class:`ClipRecord`
         read from a stream, its texts possibly replaced), without decoding or re-coding them:
         its index-map sub-chunk is written byte for byte as read.  A TEMPORAL map stays valid
         when the clip before it carries the same map, as it does when a whole stream is copied."""
-        if self._closed:
-            raise ValueError("writer is closed")
-        if record.index != len(self.entries):
-            raise MalformedError(f"clip {record.index} written where clip {len(self.entries)} belongs")
-        if record.first_frame != self.frames_written:
-            raise MalformedError(
-                f"clip {record.index} starts at frame {record.first_frame}; the previous clip ended at {self.frames_written}"
-            )
+        self._check_place(record.index, record.first_frame)
         payload, text_bytes, vq_bytes = build_coded_clip(record)
         dependent = record.dependent
         self._chain = self._chain + 1 if dependent else 0
         self.dependent_clips += dependent
         self._previous_map = None  # not decoded: a following write_clip codes its map independently
-        entry = IndexEntry(record.index, self.bytes_written, record.first_frame, record.frame_count)
-        self._emit(frame_chunk(ChunkType.CLIP, payload))
-        self.entries.append(entry)
-        self.text_bytes += text_bytes
-        self.vq_bytes += vq_bytes
-        return entry
+        return self._append_clip(record.index, record.first_frame, record.frame_count, payload, text_bytes, vq_bytes)
 
     def write_ancillary(self, chunk_type: int, payload: bytes) -> None:
         """Append an ancillary chunk (type with bit 7 set) that readers skip unless they know it."""
