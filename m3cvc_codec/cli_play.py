@@ -79,7 +79,7 @@ def _terminate(signum, frame):  # SIGTERM / SIGHUP: unwind, so the terminal is r
 def play(args: argparse.Namespace):
     """Play ``args.input`` as the parsed arguments say; returns ``(Stats, output)``.  Errors
     (OSError, M3VError, PackError, PlayerError) propagate; the stream is closed either way."""
-    from .player import HeadlessOutput, Output, Player, PlayerError, PlayerSource, PrefetchSource, open_source
+    from .player import HeadlessOutput, Output, Player, PlayerError, PlayerSource, PrefetchSource, open_player_source
 
     name = args.input
     if not (args.terminal or args.headless):
@@ -87,7 +87,7 @@ def play(args: argparse.Namespace):
 
         import_pygame()  # before any work: say at once that the window cannot be had
     began = time.monotonic()
-    opened = open_source(args.input, pack=args.pack, pack_config=args.pack_config, options=runtime_options(args))
+    opened = open_player_source(args.input, pack=args.pack, pack_config=args.pack_config, options=runtime_options(args))
     source: PlayerSource = opened
     old_handlers = {}
     try:

@@ -43,7 +43,7 @@ from m3cvc_codec.player import (
     apply_action,
     clip_at,
     fit_rect,
-    open_source,
+    open_player_source,
     scale_frame,
 )
 from m3cvc_codec.player.terminal import TerminalOutput, parse_keys, render_halfblock
@@ -392,7 +392,7 @@ def test_headless_real_clock_slow_source_drops_in_order():
 
 
 def test_m3v_source_seeks_to_clip_starts_and_decodes_forward(stream, decoded, fake_pack):
-    source = open_source(stream)
+    source = open_player_source(stream)
     try:
         assert source.clip_starts == STARTS and source.frame_count == FRAMES and source.fps == 8
         for n in (0, 1, 2, 13, 12, 20, 31, 8):  # forward, backward, across clips

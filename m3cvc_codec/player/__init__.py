@@ -13,9 +13,9 @@ What does not depend on the output, along its seams:
 :mod:`.sdl` and :mod:`.terminal` draw and read keys.  pygame is imported only by :mod:`.sdl`,
 when a window is asked for.
 
-    from m3cvc_codec.player import Player, HeadlessOutput, open_source
+    from m3cvc_codec.player import Player, HeadlessOutput, open_player_source
 
-    source = open_source("clip.m3v")
+    source = open_player_source("clip.m3v")
     stats = Player(source, HeadlessOutput(), speed=2.0).run()
     print(stats.summary())
 """
@@ -25,7 +25,7 @@ from __future__ import annotations
 from .loop import Player, Stats
 from .output import HeadlessOutput, Output, View, fit_rect, scale_frame
 from .prefetch import PrefetchSource
-from .source import M3VSource, PlayerSource, open_source
+from .source import M3VSource, PlayerSource, open_player_source
 from .state import (
     KEYMAP,
     Action,
@@ -55,6 +55,6 @@ __all__ = [
     "apply_action",
     "clip_at",
     "fit_rect",
-    "open_source",
+    "open_player_source",
     "scale_frame",
 ]

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from .state import PlayerError
 
-__all__ = ["M3VSource", "PlayerSource", "open_source"]
+__all__ = ["M3VSource", "PlayerSource", "open_player_source"]
 
 
 class PlayerSource(Protocol):
@@ -96,7 +96,7 @@ class M3VSource:
         self.frames.close()
 
 
-def open_source(path, *, pack: str | None = None, pack_config=None, options=None) -> M3VSource:
+def open_player_source(path, *, pack: str | None = None, pack_config=None, options=None) -> M3VSource:
     """Open an `.m3v` file for playing (see :class:`M3VSource`).  Errors: OSError,
     m3cvc_format.M3VError, PackError (the stream's pack or weights cannot be had), PlayerError
     (a stream with no frames, or not of ``pack``)."""

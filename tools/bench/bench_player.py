@@ -44,9 +44,9 @@ def choose_pack() -> tuple[str, str]:
 
 
 def decode_cost(path: Path) -> dict:
-    from m3cvc_codec.player import open_source
+    from m3cvc_codec.player import open_player_source
 
-    source = open_source(path)
+    source = open_player_source(path)
     try:
         times = []
         began = time.perf_counter()
