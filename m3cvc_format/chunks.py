@@ -18,6 +18,7 @@ import construct as c
 from . import syntax
 from .constants import (
     ANCILLARY_SUBCHUNK_BIT,
+    BASE_VERSION_MINOR,
     CLIP_FLAGS_KNOWN,
     FLAG_PREDICTION,
     FLAG_SEED_PRESENT,
@@ -77,7 +78,11 @@ def _construct_error(err: Exception, what: str, offset: int) -> M3VError:
 # ---------------------------------------------------------------- HEAD
 
 
-def build_head(header: Header) -> bytes:
+def build_head(header: Header, minor: int = BASE_VERSION_MINOR) -> bytes:
+    """The HEAD payload for ``header``, with ``version_minor`` = ``minor``: the lowest minor
+    version that covers what the stream uses (spec/m3v.md §10), 1 unless it has a PRMT chunk."""
+    if not BASE_VERSION_MINOR <= minor <= VERSION_MINOR:
+        raise ValueError(f"a writer of version 1.{VERSION_MINOR} cannot write version 1.{minor}")
     metadata = pack_metadata(header.metadata)
     if len(metadata) > MAX_METADATA_BYTES:
         raise LimitError(f"metadata of {len(metadata)} bytes exceeds {MAX_METADATA_BYTES}")
@@ -85,7 +90,7 @@ def build_head(header: Header) -> bytes:
         syntax.HeadPayload,
         dict(
             version_major=VERSION_MAJOR,
-            version_minor=VERSION_MINOR,
+            version_minor=minor,
             width=header.width,
             height=header.height,
             fps_num=header.fps.numerator,

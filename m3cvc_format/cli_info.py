@@ -1,4 +1,5 @@
-"""m3v-info: describe an `.m3v` stream.
+"""m3v-info: describe an `.m3v` stream (``--clips``, ``--texts``, ``--prompts`` add sections;
+``--json`` prints everything as one JSON object, the prompts under ``"prompts"``).
 
 Exit status: 0 valid, 1 invalid or damaged (one line on stderr with the reason
 and the byte offset), 2 usage error (m3cvc_format.cli).
@@ -9,7 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .cli import run
 from .constants import Mode
@@ -64,6 +66,17 @@ def format_summary(summary: StreamSummary, name: str) -> str:
             + ("" if summary.terminated else "; stream is unterminated (no INDX/TAIL)"),
         ),
     ]
+    if summary.prompts is not None:
+        kf, cl = (len(summary.prompts.get(key, [])) for key in ("keyframe", "clip"))
+        prompts_name = summary.prompts.get("name")
+        lines.append(
+            (
+                "prompts",
+                (f"{prompts_name!r}: " if isinstance(prompts_name, str) else "")
+                + f"{kf} keyframe turn{'' if kf == 1 else 's'}, {cl} clip turn{'' if cl == 1 else 's'}"
+                + " (--prompts shows them)",
+            )
+        )
     width = max(len(k) for k, _ in lines)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in lines)
 
@@ -90,11 +103,58 @@ def format_texts(summary: StreamSummary) -> str:
     return "\n".join(out)
 
 
+def _setting(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True, default=repr)
+
+
+def _field(key: str, value: str) -> str:
+    label = f"{key}:"
+    return f"  {label:<10}{value}" if len(label) < 10 else f"  {label} {value}"
+
+
+def _numbered(turns: list[str]) -> list[str]:
+    """Turns numbered from 1, a turn's later lines indented under its first."""
+    out = []
+    for n, turn in enumerate(turns, 1):
+        lines = turn.splitlines() or [""]
+        out.append(f"    {n}. {lines[0]}")
+        out.extend(f"       {line}" for line in lines[1:])
+    return out
+
+
+def format_prompts(prompts: Mapping[str, Any] | None) -> str:
+    """The prompts of a stream's PRMT chunk as text: name, version, model, turns and settings,
+    then each dialogue's turns numbered, as sent (placeholders unexpanded)."""
+    if prompts is None:
+        return "no prompts recorded"
+    known = ("name", "version", "model", "turns")
+    out = ["prompts (PRMT chunk)"]
+    for key in known:
+        if key in prompts:
+            note = "  (of the prompts file)" if key == "version" else ""
+            out.append(_field(key, f"{_setting(prompts[key])}{note}"))
+    settings = prompts.get("settings")
+    if isinstance(settings, Mapping) and settings:
+        out.append(_field("settings", ", ".join(f"{k}={_setting(v)}" for k, v in sorted(settings.items()))))
+    elif isinstance(settings, Mapping):
+        out.append(_field("settings", "none"))
+    for key in sorted(set(prompts) - set(known) - {"settings", "keyframe", "clip"}):
+        out.append(_field(key, f"{_setting(prompts[key])}  (a key this version does not define)"))
+    for key in ("keyframe", "clip"):
+        turns = list(prompts.get(key, []))
+        out.append(f"  {key} dialogue, {len(turns)} turn{'' if len(turns) == 1 else 's'}:")
+        out.extend(_numbered(turns))
+    return "\n".join(out)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="m3v-info", description="Describe an .m3v stream.")
     p.add_argument("file", help="the .m3v file, or - for standard input")
     p.add_argument("--clips", action="store_true", help="a table of the clips")
     p.add_argument("--texts", action="store_true", help="the descriptions of every clip")
+    p.add_argument(
+        "--prompts", action="store_true", help="the prompts of the dialogue that wrote the descriptions (PRMT chunk)"
+    )
     p.add_argument("--verify", action="store_true", help="check every CRC and decode every payload")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return p
@@ -116,6 +176,8 @@ def _body(args: argparse.Namespace) -> int:
             parts.append(format_clips(summary))
         if args.texts:
             parts.append(format_texts(summary))
+        if args.prompts:
+            parts.append(format_prompts(summary.prompts))
         print("\n\n".join(parts))
     if args.verify and not args.json:
         print("verify      ok: every CRC matches and every payload decodes")

@@ -10,7 +10,13 @@ from enum import IntEnum
 SIGNATURE = b"\x8bM3V\r\n\x1a\n"
 
 VERSION_MAJOR = 1
-VERSION_MINOR = 1
+#: The minor version this implementation reads (1.2 registers the ancillary chunk PRMT).
+VERSION_MINOR = 2
+#: The minor version writers write when a stream uses nothing newer (spec/m3v.md §10): every
+#: stream without a PRMT chunk keeps the bytes a 1.1 writer gave it.
+BASE_VERSION_MINOR = 1
+#: The first minor version that defines the PRMT chunk; a stream that carries one has at least it.
+PRMT_VERSION_MINOR = 2
 
 
 class ChunkType(IntEnum):
@@ -20,6 +26,8 @@ class ChunkType(IntEnum):
     CLIP = 0x02
     INDX = 0x03
     TAIL = 0x04
+    #: Ancillary: the description prompts (since 1.2, spec/m3v.md §4.3).
+    PRMT = 0x80
 
 
 ANCILLARY_CHUNK_BIT = 0x80
@@ -86,6 +94,7 @@ MAX_GRID_SYMBOLS = 1 << 18
 MAX_VOCAB_SIZE = 4096
 MAX_PRIOR_COUNT = (1 << 24) - 1
 MAX_METADATA_BYTES = 1 << 20
+MAX_PROMPTS_BYTES = 1 << 20
 MAX_TEXT_BYTES = 1 << 20
 MAX_CLIP_COUNT = (1 << 32) - 1
 

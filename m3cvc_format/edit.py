@@ -3,7 +3,8 @@
 :func:`edit_texts` copies a stream and replaces the keyframe and clip texts of the clips it is
 given.  Everything else is copied as read: the HEAD chunk byte for byte, every clip's fields,
 its index-map sub-chunk byte for byte (maps are never decoded and re-coded), its ancillary
-sub-chunks, and the ancillary chunks between clips.  INDX and TAIL are rebuilt with the new
+sub-chunks, and the ancillary chunks between clips, the PRMT chunk that records the prompts
+(spec §4.3) among them, byte for byte and in its place.  INDX and TAIL are rebuilt with the new
 offsets, and every chunk's CRC is computed afresh, through :class:`~m3cvc_format.writer.Writer`.
 
 The spec needs no change for this: the result is a valid stream under the existing rules
@@ -60,6 +61,7 @@ INFO_KEYS = frozenset(
         "default_mode",
         "stream_seed",
         "metadata",
+        "prompts",
         "total_bytes",
         "kbit_s",
         "bpp",

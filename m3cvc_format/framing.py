@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from .constants import MAX_LENGTH_VARINT_BYTES, TAIL_SIZE, ChunkType
 from .crc import crc32c
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "WINDOW",
     "ByteSource",
+    "Peekable",
     "RawChunk",
     "chunk_extent",
     "parse_chunk",
@@ -137,7 +138,16 @@ def _checked(data: bytes, pos: int, payload_start: int) -> RawChunk:
     return RawChunk(pos, data[0], data[payload_start : total - 4], total, stored)
 
 
-def read_chunk(source: ByteSource, pos: int) -> RawChunk | None:
+class Peekable(Protocol):
+    """What :func:`read_chunk` needs of a source: bytes by offset, and the size when known."""
+
+    @property
+    def size(self) -> int | None: ...
+
+    def peek(self, pos: int, n: int, readahead: int = ...) -> bytes: ...
+
+
+def read_chunk(source: Peekable, pos: int) -> RawChunk | None:
     """The chunk at ``pos`` of ``source``, CRC checked; None at a clean end of data."""
     head = source.peek(pos, 1 + MAX_LENGTH_VARINT_BYTES)
     if not head:

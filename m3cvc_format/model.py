@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import Any, TypeVar
 
 from .constants import (
+    BASE_VERSION_MINOR,
     MAX_CLIP_COUNT,
     MAX_DIMENSION,
     MAX_FRAME_COUNT,
@@ -26,7 +27,6 @@ from .constants import (
     MAX_VOCAB_SIZE,
     PACK_HASH_SIZE,
     VERSION_MAJOR,
-    VERSION_MINOR,
     IndexMapCoder,
     Mode,
     TextCodec,
@@ -112,7 +112,9 @@ class Header:
     stream_seed: int = 0
     prior: tuple[int, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
-    version: tuple[int, int] = (VERSION_MAJOR, VERSION_MINOR)
+    #: The version of the stream read; for a header made here, the version a stream without a
+    #: PRMT chunk is written at (a writer writes the lowest version that covers the stream).
+    version: tuple[int, int] = (VERSION_MAJOR, BASE_VERSION_MINOR)
     #: Bytes a newer minor version appended to HEAD; kept, never interpreted.
     extension: bytes = b""
 
@@ -153,6 +155,18 @@ class Header:
                 _limit("prior count", count, 0, MAX_PRIOR_COUNT)
         if self.version[0] != VERSION_MAJOR:
             raise MalformedError(f"cannot describe major version {self.version[0]}")
+
+    @property
+    def version_major(self) -> int:
+        """``version[0]``: the major version of the stream read (of this implementation, for a
+        header made here)."""
+        return self.version[0]
+
+    @property
+    def version_minor(self) -> int:
+        """``version[1]``: the minor version of the stream read.  A writer does not take it from
+        here: it writes the lowest minor version that covers the stream (spec/m3v.md §10)."""
+        return self.version[1]
 
     @property
     def duration_s(self) -> float:

@@ -15,6 +15,7 @@ from .chunks import parse_clip, parse_head, parse_index
 from .constants import (
     ANCILLARY_CHUNK_BIT,
     MAX_LENGTH_VARINT_BYTES,
+    PRMT_VERSION_MINOR,
     SIGNATURE,
     TAIL_SIZE,
     ChunkType,
@@ -32,6 +33,7 @@ from .framing import WINDOW as _WINDOW
 from .framing import ByteSource, RawChunk, read_chunk, read_tail
 from .model import Clip, ClipRecord, Header, IndexEntry, SequentialDecoder, decode_with_references
 from .opener import Source, open_source
+from .prompts import parse_prompts
 from .syntax import read_leb128
 
 __all__ = ["Damage", "RawChunk", "Reader"]
@@ -75,6 +77,12 @@ class Reader:
         self._index: list[IndexEntry] | None = None
         self._index_source: str | None = None
         self.index_offset: int | None = None
+        # The PRMT chunk (spec §4.3): found by the first walk over the chunks before the first
+        # clip, or by a look there when the prompts are asked for first.
+        self._prompts_chunk: RawChunk | None = None
+        self._prompts_settled = False  # the chunks before the first clip have been seen
+        self._prompts: dict[str, Any] | None = None
+        self._prompts_done = False
         try:
             self.header, self.header_end = self._read_header()
         except BaseException:
@@ -194,9 +202,15 @@ class Reader:
             try:
                 chunk = self._chunk_at(pos)
                 if chunk is None:
+                    self._prompts_settled = True
                     return
                 t = chunk.chunk_type
+                if t == ChunkType.PRMT and last_index < 0 and minor >= PRMT_VERSION_MINOR:
+                    if self._prompts_chunk is None and not self._prompts_settled:
+                        self._prompts_chunk = chunk  # parsed when asked for (prompts)
+                    self._prompts_settled = True  # later PRMT chunks are ignored (§4.3)
                 if t == ChunkType.CLIP:
+                    self._prompts_settled = True
                     record = parse_clip(chunk.payload, pos, chunk.size, minor)
                     if record.index <= last_index:
                         raise MalformedError(f"clip {record.index} follows clip {last_index}", pos)
@@ -211,6 +225,7 @@ class Reader:
                     yield record
                     continue
                 if t == ChunkType.TAIL:
+                    self._prompts_settled = True
                     end = pos + chunk.size
                     if self._src.peek(end, 1):
                         raise MalformedError("data follows the TAIL chunk", end)
@@ -223,7 +238,7 @@ class Reader:
                     raise UnknownChunkError(f"unknown critical chunk type 0x{t:02x}", pos)
                 pos += chunk.size
             except TruncatedError as err:
-                self.damage.append(Damage(err.offset if err.offset is not None else pos, err))
+                self._note_damage(err.offset if err.offset is not None else pos, err)
                 # A length damaged into running past the end looks like a cut; if an
                 # intact chunk follows, it was damage and the walk goes on.
                 nxt = self._resync(pos, last_index) if on_damage == "skip" else None
@@ -234,11 +249,62 @@ class Reader:
             except M3VError as err:
                 if on_damage == "raise" or isinstance(err, UnknownChunkError):
                     raise
-                self.damage.append(Damage(err.offset if err.offset is not None else pos, err))
+                self._note_damage(err.offset if err.offset is not None else pos, err)
                 nxt = self._resync(pos, last_index)
                 if nxt is None:
                     return
                 pos = nxt
+
+    def _note_damage(self, offset: int, err: M3VError) -> None:
+        """Record damage once: the look for the prompts and a walk over the clips (or two walks)
+        may meet the same damaged chunk."""
+        if not any(d.offset == offset and d.error.args == err.args for d in self.damage):
+            self.damage.append(Damage(offset, err))
+
+    # ------------------------------------------------------------ prompts
+
+    @property
+    def prompts(self) -> dict[str, Any] | None:
+        """The prompts recorded in the stream's PRMT chunk (spec/m3v.md §4.3), or None when it
+        has none (always so in a stream older than 1.2).
+
+        A map with ``keyframe`` and ``clip`` (lists of the dialogue's turns) and, where the
+        writer gave them, ``name``, ``version``, ``turns``, ``model``, ``settings``; keys this
+        reader does not know are kept as read.  The chunk's CRC is checked; a damaged or
+        malformed PRMT chunk is handled by the reader's ``on_damage`` policy like other damage:
+        ``"raise"`` raises its error, ``"skip"`` records it in :attr:`damage` and gives None.
+        Nothing else about the stream depends on it.  On a pipe, ask before or while reading
+        the clips (the walk over them keeps the chunk); later, earlier bytes are gone."""
+        if not self._prompts_done:
+            try:
+                chunk = self._find_prompts()
+                self._prompts = None if chunk is None else parse_prompts(chunk.payload, chunk.offset)
+            except M3VError as err:
+                if self.on_damage == "raise":
+                    raise
+                self._note_damage(err.offset if err.offset is not None else self.header_end, err)
+                self._prompts = None
+            self._prompts_done = True
+        return self._prompts
+
+    def _find_prompts(self) -> RawChunk | None:
+        """The PRMT chunk among the ancillary chunks between HEAD and the first other chunk."""
+        if self._prompts_settled or self.header.version[1] < PRMT_VERSION_MINOR:
+            return self._prompts_chunk
+        src = _Anchored(self._src, self.header_end)
+        pos = self.header_end
+        while True:
+            head = src.peek(pos, 1)
+            if not head or not head[0] & ANCILLARY_CHUNK_BIT:  # the end, or a CLIP, INDX or TAIL
+                break
+            chunk = read_chunk(src, pos)
+            assert chunk is not None
+            if chunk.chunk_type == ChunkType.PRMT:
+                self._prompts_chunk = chunk
+                break
+            pos += chunk.size
+        self._prompts_settled = True
+        return self._prompts_chunk
 
     # ------------------------------------------------------------ index and random access
 
@@ -372,6 +438,21 @@ class Reader:
         if not entries or not 0 <= frame < self.frame_count:
             raise IndexError(f"frame {frame} is outside the stream")
         return bisect.bisect_right([e.first_frame for e in entries], frame) - 1
+
+
+class _Anchored:
+    """A :class:`ByteSource` view that, on a pipe, keeps every byte from ``base`` on (a look
+    ahead at the chunks after HEAD must not drop the bytes the clip walk reads next)."""
+
+    def __init__(self, src: ByteSource, base: int) -> None:
+        self._src = src
+        self._base = base
+        self.size = src.size
+
+    def peek(self, pos: int, n: int, readahead: int = _WINDOW) -> bytes:
+        if self._src.seekable:
+            return self._src.peek(pos, n, readahead)
+        return self._src.peek(self._base, pos - self._base + n)[pos - self._base :]
 
 
 def _signature_problem(sig: bytes) -> str:

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import syntax
-from .constants import ANCILLARY_CHUNK_BIT, SIGNATURE, ChunkType
+from .constants import ANCILLARY_CHUNK_BIT, PRMT_VERSION_MINOR, SIGNATURE, ChunkType
 from .errors import TruncatedError
+from .prompts import parse_prompts
 from .reader import Reader
 
 __all__ = ["describe"]
@@ -75,7 +76,8 @@ _DETAIL = {
 
 
 def describe(src: Any) -> dict[str, Any]:
-    """Every chunk of the stream with its fields, parsed with the construct syntax.
+    """Every chunk of the stream with its fields, parsed with the construct syntax; a PRMT
+    chunk (in a stream of version 1.2 or later, spec §4.3) with ``prompts``, its map.
 
     A stream that ends inside a chunk is described up to the last complete
     chunk, with ``truncated_at`` giving the offset of the incomplete one.
@@ -85,10 +87,14 @@ def describe(src: Any) -> dict[str, Any]:
         head_size = reader.header_end - len(SIGNATURE)
         raw_head = reader._src.peek(len(SIGNATURE), head_size)
         out["chunks"].append(_entry(len(SIGNATURE), raw_head))
+        prompts_defined = reader.header.version[1] >= PRMT_VERSION_MINOR
         try:
             for chunk in reader.chunks():
                 raw = reader._src.peek(chunk.offset, chunk.size)
-                out["chunks"].append(_entry(chunk.offset, raw))
+                entry = _entry(chunk.offset, raw)
+                if prompts_defined and chunk.chunk_type == ChunkType.PRMT:
+                    entry["prompts"] = parse_prompts(chunk.payload, chunk.offset)
+                out["chunks"].append(entry)
         except TruncatedError as err:
             out["truncated_at"] = err.offset
         return out

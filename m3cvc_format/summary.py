@@ -29,6 +29,8 @@ class StreamSummary:
     index_source: str  # "trailer", "scan" (rebuilt) or "none" (pipe)
     terminated: bool
     damage: list[Damage] = field(default_factory=list)
+    #: The prompts of the stream's PRMT chunk (spec/m3v.md §4.3); None when it records none.
+    prompts: dict[str, Any] | None = None
 
     @property
     def frames(self) -> int:
@@ -73,12 +75,13 @@ def summarize(src: Any, *, on_damage: str = "raise") -> StreamSummary:
         finally:
             if was_enabled:
                 gc.enable()
+        prompts = reader.prompts  # the clip walk kept the PRMT chunk (a pipe cannot go back)
         total = reader.bytes_seen  # a pipe has been read to its end by now
         terminated = reader.index_offset is not None and not reader.truncated
         index_source = reader.index_source
         if index_source == "trailer":
             _check_index(reader.index, clips)
-        return StreamSummary(reader.header, total, clips, index_source, terminated, list(reader.damage))
+        return StreamSummary(reader.header, total, clips, index_source, terminated, list(reader.damage), prompts)
 
 
 def _check_index(entries: list[IndexEntry], clips: list[ClipRecord]) -> None:
@@ -130,6 +133,7 @@ def to_json(summary: StreamSummary, *, texts: bool = True) -> dict[str, Any]:
         "default_mode": h.default_mode.name.lower(),
         "stream_seed": h.stream_seed,
         "metadata": h.metadata,
+        "prompts": _plain(summary.prompts),
         "total_bytes": summary.total_bytes,
         "kbit_s": summary.kbit_s,
         "bpp": summary.bpp,
@@ -140,6 +144,20 @@ def to_json(summary: StreamSummary, *, texts: bool = True) -> dict[str, Any]:
         "index": summary.index_source,
         "clips": [_clip_dict(c, h, texts) for c in summary.clips],
     }
+
+
+def _plain(value: Any) -> Any:
+    """A decoded MessagePack value as JSON can hold it: byte strings (bin) as hex, extension
+    types as their repr (neither occurs in the keys spec/m3v.md §4.3 defines)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return repr(value)
 
 
 def coder_name(record: ClipRecord) -> str:

@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from .atomic import AtomicFile
 from .chunks import build_clip, build_coded_clip, build_head, build_index, build_tail, frame_chunk
-from .constants import ANCILLARY_CHUNK_BIT, SIGNATURE, ChunkType, IndexMapCoder
+from .constants import (
+    ANCILLARY_CHUNK_BIT,
+    BASE_VERSION_MINOR,
+    PRMT_VERSION_MINOR,
+    SIGNATURE,
+    ChunkType,
+    IndexMapCoder,
+)
 from .errors import MalformedError
 from .model import Clip, ClipRecord, Header, IndexEntry
+from .prompts import pack_prompts, parse_prompts
 
 __all__ = ["Writer", "write"]
 
@@ -40,6 +48,12 @@ class Writer:
     ``head``: the HEAD payload as stored in a stream that ``header`` was read from, written as
     it is instead of being built from ``header`` (a tool that copies a stream keeps its header
     byte for byte).
+
+    ``prompts``: the prompts of the dialogue that wrote the texts (spec/m3v.md §4.3: ``keyframe``
+    and ``clip`` lists of strings, optional ``name``, ``version``, ``turns``, ``model``,
+    ``settings``), written as a PRMT chunk right after HEAD; the stream is then version 1.2.
+    Without them (None, the default) the stream is version 1.1, byte for byte what a 1.1
+    writer wrote.  Bad prompts raise MalformedError (a ValueError) before anything is written.
     """
 
     def __init__(
@@ -51,8 +65,15 @@ class Writer:
         index_map_coder: IndexMapCoder = IndexMapCoder.CONTEXT,
         refresh: int = 0,
         head: bytes | None = None,
+        prompts: Mapping[str, Any] | None = None,
     ) -> None:
         self.header = header
+        prompts_payload = None if prompts is None else pack_prompts(prompts)
+        minor = BASE_VERSION_MINOR if prompts_payload is None else PRMT_VERSION_MINOR
+        if head is not None and prompts_payload is not None and (len(head) < 2 or head[1] < PRMT_VERSION_MINOR):
+            raise MalformedError(
+                f"prompts need a version 1.{PRMT_VERSION_MINOR} HEAD; the HEAD given is not (leave out head=)"
+            )
         self.write_index = index
         self.index_map_coder = IndexMapCoder(index_map_coder)
         if self.index_map_coder is IndexMapCoder.TEMPORAL:
@@ -77,7 +98,13 @@ class Writer:
             self._file = dest
         self.bytes_written = 0
         self._emit(SIGNATURE)
-        self._emit(frame_chunk(ChunkType.HEAD, build_head(header) if head is None else bytes(head)))
+        self._emit(frame_chunk(ChunkType.HEAD, build_head(header, minor) if head is None else bytes(head)))
+        #: The version_minor of the HEAD written.
+        self.version_minor = minor if head is None else (head[1] if len(head) > 1 else 0)
+        #: The PRMT payload written after HEAD (None: the stream records no prompts).
+        self.prompts_payload = prompts_payload
+        if prompts_payload is not None:
+            self._emit(frame_chunk(ChunkType.PRMT, prompts_payload))
 
     def _emit(self, data: bytes) -> None:
         self._file.write(data)
@@ -145,6 +172,13 @@ class Writer:
         """Append an ancillary chunk (type with bit 7 set) that readers skip unless they know it."""
         if not ANCILLARY_CHUNK_BIT & chunk_type or not 0 <= chunk_type <= 0xFF:
             raise MalformedError(f"chunk type 0x{chunk_type:02x} is not ancillary")
+        if chunk_type == ChunkType.PRMT and self.version_minor >= PRMT_VERSION_MINOR:
+            # A PRMT chunk (spec §4.3): once, before the first clip, a valid map.  (In a 1.1
+            # stream, copied as it is, type 0x80 is some older private chunk: not checked.)
+            if self.entries or self.prompts_payload is not None:
+                raise MalformedError("a stream has at most one PRMT chunk, before its first clip")
+            parse_prompts(payload)
+            self.prompts_payload = bytes(payload)
         self._emit(frame_chunk(chunk_type, payload))
 
     def flush(self) -> None:

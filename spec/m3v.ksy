@@ -1,6 +1,6 @@
 meta:
   id: m3v
-  title: M3-CVC ultra-low-bitrate video bitstream (.m3v), version 1.x
+  title: M3-CVC ultra-low-bitrate video bitstream (.m3v), version 1.x (written for 1.2)
   file-extension: m3v
   license: Apache-2.0
   ks-version: '0.11'
@@ -10,12 +10,14 @@ doc: |
   multimodal generative models): an 8-byte signature, then chunks. Each chunk is a type
   byte, a LEB128 payload length, the payload and a CRC-32C. HEAD holds the stream header,
   one CLIP chunk holds each clip (its keyframe text D^F, clip text D^C and VQ index map
-  K*, as sub-chunks), INDX and TAIL close a complete stream.
+  K*, as sub-chunks), INDX and TAIL close a complete stream. Since 1.2 an ancillary PRMT
+  chunk may record the prompts of the dialogue that wrote the descriptions.
 
   This description is informative: spec/m3v.md is normative, and where the two disagree
   the text is right. It describes syntax only. Coded payloads (texts, index maps,
-  metadata) are byte blobs here; their codecs are in spec/text-codecs.md and
-  spec/entropy-coding.md. What Kaitai Struct cannot express is left to the reader:
+  HEAD metadata) are byte blobs here; their codecs are in spec/text-codecs.md and
+  spec/entropy-coding.md. The PRMT payload is parsed as the MessagePack value it is
+  (type `msgpack`); which keys it must hold (§4.3) is not checked. What Kaitai Struct cannot express is left to the reader:
   the CRC-32C of each chunk (§1.3, §4.2) is exposed but not checked; the order of chunks
   (§2), the value ranges (§11) and the cross-field rules of the "Semantics" sections are
   not checked, nor that INDX and TAIL payloads end after their last field. LEB128
@@ -38,6 +40,14 @@ seq:
       HEAD, then CLIP and ancillary chunks, then INDX and TAIL in a complete stream
       (an unterminated stream ends after its last clip).
     doc-ref: spec/m3v.md §2, §4
+
+instances:
+  version_minor:
+    value: chunks[0].payload.as<head>.version_minor
+    doc: |
+      HEAD's `version_minor` (the first chunk is HEAD). Type 0x80 is PRMT only in a stream of
+      version 1.2 or later; before 1.2 it was free, and its payload stays bytes.
+    doc-ref: spec/m3v.md §4.3
 
 types:
   leb128:
@@ -179,13 +189,17 @@ types:
       - id: payload
         size: chunk_length.value
         type:
-          switch-on: chunk_type
+          # 0x80 before 1.2 was not PRMT: 0x100 matches no case, so that payload stays bytes
+          switch-on: 'chunk_type == chunk_type::prmt and _root.version_minor < 2 ? 0x100 : type_code'
           cases:
-            'chunk_type::head': head
-            'chunk_type::clip': clip
-            'chunk_type::indx': indx
-            'chunk_type::tail': tail
-        doc: the payload; other types (reserved, ancillary) stay bytes
+            0x01: head
+            0x02: clip
+            0x03: indx
+            0x04: tail
+            0x80: prmt
+        doc: |
+          the payload; PRMT (in a stream of version 1.2 or later) as its MessagePack map, other
+          types (reserved, ancillary) stay bytes
       - id: crc
         type: u4
         doc: |
@@ -216,7 +230,10 @@ types:
         doc-ref: spec/m3v.md §10
       - id: version_minor
         type: u1
-        doc: 1 for this version (1.1); a higher one may append `extension` bytes
+        doc: |
+          2 in a stream with a PRMT chunk (1.2), 1 in any other a 1.2 writer makes; a higher one
+          may append `extension` bytes
+        doc-ref: spec/m3v.md §10
       - id: width
         type: leb128(9)
         doc: frame width in pixels, 1..65535
@@ -383,6 +400,147 @@ types:
         size-eos: true
         doc: the coder's payload
 
+  prmt:
+    doc: |
+      The description prompts (since 1.2; at most once, after HEAD and before the first CLIP):
+      exactly one MessagePack map with string keys. Keys of 1.2: `keyframe` and `clip` (arrays
+      of strings, the turns of the two dialogues), `name`, `version`, `turns`, `model`,
+      `system`, `settings` (a map); readers ignore other keys. Informative: no decoder needs it.
+    doc-ref: spec/m3v.md §4.3
+    seq:
+      - id: prompts
+        type: msgpack
+        valid:
+          expr: _.is_map
+        doc: the map
+      - id: rest
+        size-eos: true
+        valid:
+          expr: _.length == 0
+        doc: nothing follows the map
+
+  msgpack:
+    doc: |
+      One MessagePack value (big-endian): the first byte gives the format; integers, floats,
+      lengths and counts follow it, then strings' and byte strings' bytes, an array's
+      elements, a map's key-value pairs.
+    doc-ref: https://github.com/msgpack/msgpack/blob/master/spec.md
+    seq:
+      - id: b1
+        type: u1
+        valid:
+          expr: _ != 0xc1
+        doc: the format byte (0xc1 is never used)
+      - id: int_extra
+        type:
+          switch-on: b1
+          cases:
+            0xcc: u1
+            0xcd: u2be
+            0xce: u4be
+            0xcf: u8be
+            0xd0: s1
+            0xd1: s2be
+            0xd2: s4be
+            0xd3: s8be
+        doc: the value of uint 8..64 and int 8..64
+      - id: float_32_value
+        type: f4be
+        if: b1 == 0xca
+      - id: float_64_value
+        type: f8be
+        if: b1 == 0xcb
+      - id: len_extra
+        type:
+          switch-on: b1
+          cases:
+            0xc4: u1
+            0xc5: u2be
+            0xc6: u4be
+            0xc7: u1
+            0xc8: u2be
+            0xc9: u4be
+            0xd9: u1
+            0xda: u2be
+            0xdb: u4be
+            0xdc: u2be
+            0xdd: u4be
+            0xde: u2be
+            0xdf: u4be
+        doc: the byte length of bin, ext and str 8..32, the count of array and map 16..32
+      - id: ext_type
+        type: s1
+        if: is_ext
+      - id: str_value
+        type: str
+        size: num_bytes
+        encoding: UTF-8
+        if: is_str
+      - id: bytes_value
+        size: num_bytes
+        if: is_bin or is_ext
+        doc: a byte string's bytes, or an extension value's data
+      - id: array_elements
+        type: msgpack
+        repeat: expr
+        repeat-expr: num_items
+        if: is_array
+      - id: map_entries
+        type: msgpack_map_entry
+        repeat: expr
+        repeat-expr: num_items
+        if: is_map
+    instances:
+      is_nil:
+        value: b1 == 0xc0
+      is_bool:
+        value: b1 == 0xc2 or b1 == 0xc3
+      bool_value:
+        value: b1 == 0xc3
+      is_pos_fixint:
+        value: b1 <= 0x7f
+      is_neg_fixint:
+        value: b1 >= 0xe0
+      is_int:
+        value: is_pos_fixint or is_neg_fixint or (b1 >= 0xcc and b1 <= 0xd3)
+      int_value:
+        value: 'is_pos_fixint ? b1 : (is_neg_fixint ? b1 - 0x100 : int_extra)'
+        if: is_int
+      is_float:
+        value: b1 == 0xca or b1 == 0xcb
+      float_value:
+        value: 'b1 == 0xca ? float_32_value : float_64_value'
+        if: is_float
+      is_fixstr:
+        value: (b1 & 0xe0) == 0xa0
+      is_str:
+        value: is_fixstr or (b1 >= 0xd9 and b1 <= 0xdb)
+      is_bin:
+        value: b1 >= 0xc4 and b1 <= 0xc6
+      is_fixext:
+        value: b1 >= 0xd4 and b1 <= 0xd8
+      is_ext:
+        value: (b1 >= 0xc7 and b1 <= 0xc9) or is_fixext
+      is_array:
+        value: (b1 & 0xf0) == 0x90 or b1 == 0xdc or b1 == 0xdd
+      is_map:
+        value: (b1 & 0xf0) == 0x80 or b1 == 0xde or b1 == 0xdf
+      num_bytes:
+        value: 'is_fixstr ? (b1 & 0x1f) : (is_fixext ? (1 << (b1 - 0xd4)) : len_extra)'
+        if: is_str or is_bin or is_ext
+        doc: bytes of a string, a byte string or an extension value's data
+      num_items:
+        value: '(b1 & 0xe0) == 0x80 ? (b1 & 0x0f) : len_extra'
+        if: is_array or is_map
+        doc: elements of an array, key-value pairs of a map
+
+  msgpack_map_entry:
+    seq:
+      - id: key
+        type: msgpack
+      - id: value
+        type: msgpack
+
   indx:
     doc: |
       The clip index, just before TAIL. Entry k gives clip k's CLIP chunk offset and
@@ -437,6 +595,9 @@ enums:
     0x04:
       id: tail
       doc: trailer, last chunk (§8)
+    0x80:
+      id: prmt
+      doc: description prompts, ancillary, since 1.2 (§4.3); 0x81-0xFF free
   sub_chunk_kind:
     0:
       id: keyframe_text

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import m3cvc_format as m
-from m3cvc_format.chunks import frame_chunk
+from m3cvc_format.chunks import build_head, frame_chunk
 from m3cvc_format.crc import crc32c
 from m3cvc_format.syntax import encode_leb128, read_leb128
 
@@ -142,6 +142,32 @@ def _tail(p) -> dict:
     return {"index_offset": p.index_offset, "index_size": p.index_size}
 
 
+def msgpack_value(v):
+    """A value of the generated ``msgpack`` type as Python, as the msgpack package decodes it."""
+    import msgpack
+
+    if v.is_nil:
+        return None
+    if v.is_bool:
+        return v.bool_value
+    if v.is_int:
+        return v.int_value
+    if v.is_float:
+        return v.float_value
+    if v.is_str:
+        return v.str_value
+    if v.is_bin:
+        return v.bytes_value
+    if v.is_ext:
+        return msgpack.ExtType(v.ext_type, v.bytes_value)
+    if v.is_array:
+        assert len(v.array_elements) == v.num_items
+        return [msgpack_value(e) for e in v.array_elements]
+    assert v.is_map, f"format byte 0x{v.b1:02x}"
+    assert len(v.map_entries) == v.num_items
+    return {msgpack_value(e.key): msgpack_value(e.value) for e in v.map_entries}
+
+
 def _entry(gen, offset: int, ch) -> dict:
     ct = gen.M3v.ChunkType
     assert ch.type_code == int(ch.chunk_type)
@@ -156,6 +182,9 @@ def _entry(gen, offset: int, ch) -> dict:
     if ch.chunk_type in detail:
         key, fn = detail[ch.chunk_type]
         entry[key] = fn(ch.payload)
+    elif isinstance(ch.payload, gen.M3v.Prmt):  # type 0x80 in a stream of version 1.2 or later
+        assert ch.chunk_type == ct.prmt
+        entry["prompts"] = msgpack_value(ch.payload.prompts)
     else:  # ancillary (or reserved) types: payload stays bytes
         assert isinstance(ch.payload, bytes) and len(ch.payload) == ch.chunk_length.value
     return entry
@@ -177,7 +206,7 @@ def ksy_describe(ksy, data: bytes) -> tuple[dict, list]:
         top = gen.M3v.from_bytes(data[:8])  # the signature (and no chunks)
         stream = ks.KaitaiStream(io.BytesIO(data))
         stream.seek(len(top.signature))
-        chunks = []
+        chunks = top.chunks  # as the top-level parse fills it: a PRMT chunk looks at HEAD's version
         while not stream.is_eof():
             start = stream.pos()
             try:
@@ -319,12 +348,25 @@ def _text(rng, max_words: int) -> str:
     return " ".join(_WORDS[int(i)] for i in rng.integers(0, len(_WORDS), n))
 
 
-def _stream(header: m.Header, clips, *, index=True, coder=m.IndexMapCoder.RAW, ancillary=None) -> bytes:
+def _stream(
+    header: m.Header,
+    clips,
+    *,
+    index=True,
+    coder=m.IndexMapCoder.RAW,
+    ancillary=None,
+    prompts=None,
+    prmt_payload=None,
+) -> bytes:
     """A stream with ``clips``; ``ancillary`` maps a clip index to the (type, payload) chunks
-    written after that clip."""
+    written after that clip; ``prompts`` go to the Writer, ``prmt_payload`` is a PRMT payload
+    written as it is (in a version 1.2 stream)."""
     ancillary = ancillary or {}
     buf = io.BytesIO()
-    with m.Writer(buf, header, index=index, index_map_coder=coder) as w:
+    head = None if prmt_payload is None else build_head(header, 2)
+    with m.Writer(buf, header, index=index, index_map_coder=coder, prompts=prompts, head=head) as w:
+        if prmt_payload is not None:
+            w.write_ancillary(m.ChunkType.PRMT, prmt_payload)
         for clip in clips:
             w.write_clip(clip)
             for chunk_type, payload in ancillary.get(clip.index, ()):
@@ -370,6 +412,59 @@ def _newer_minor(data: bytes, extension: bytes) -> bytes:
         + frame_chunk(m.ChunkType.HEAD, bytes([1, m.VERSION_MINOR + 1]) + payload[2:] + extension)
         + data[reader.header_end :]
     )
+
+
+PROMPTS = {
+    "name": "ksy",
+    "version": 3,
+    "turns": 2,
+    "model": "org.example/vlm",
+    "system": "You describe video frames.",
+    "settings": {"max_new_tokens": 300, "greedy": True, "clip_input": "video", "frames": 0},
+    "keyframe": ["Objects, background and what differs from {previous_text}?", "Summarise. " * 30],
+    "clip": ["Primary motion, given {keyframe_text}. 草地 🌼"],
+}
+
+
+def _packed_map(entries) -> bytes:
+    """A MessagePack map of (key, already packed value) pairs, in the order given."""
+    import msgpack
+
+    n = len(entries)
+    head = bytes([0x80 | n]) if n < 16 else b"\xde" + struct.pack(">H", n)
+    return head + b"".join(msgpack.packb(k) + v for k, v in entries)
+
+
+def every_msgpack_format() -> bytes:
+    """A PRMT payload whose map (keys sorted) holds a value of every MessagePack format."""
+    import msgpack
+
+    p = msgpack.packb
+    ext = [(f"ext-{n}", p(msgpack.ExtType(5, bytes(range(n))))) for n in (1, 2, 4, 8, 16)]
+    values = [
+        ("array16", p([None] * 16)),
+        ("array32", p([None] * 65536)),
+        ("bin16", p(bytes(300))),
+        ("bin32", p(bytes(65536))),
+        ("bin8", p(b"\x00\xff")),
+        ("clip", p(["a"] * 3)),
+        *ext,
+        ("empty", p(["", {}, [], [0] * 15, {f"k{i:02}": "" for i in range(15)}])),
+        ("ext16", p(msgpack.ExtType(2, bytes(300)))),
+        ("ext32", p(msgpack.ExtType(127, bytes(65536)))),
+        ("ext8", p(msgpack.ExtType(1, b"abc"))),
+        ("f32", p(1.5, use_single_float=True)),
+        ("f64", p(0.1)),
+        ("false", p(False)),
+        ("int", p([0, 127, -1, -32, -33, -128, -129, -32768, -32769, -(2**31), -(2**31) - 1, -(2**63)])),
+        ("keyframe", p(["x" * 31, "y" * 32, "z" * 255, "w" * 256, "v" * 65535, "u" * 65536])),
+        ("map16", p({f"k{i:02}": i for i in range(16)})),
+        ("nil", p(None)),
+        ("settings", p({"greedy": False, "max_new_tokens": 2**64 - 1})),
+        ("true", p(True)),
+        ("uint", p([128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1])),
+    ]
+    return _packed_map(values)
 
 
 def _made_streams():
@@ -454,6 +549,14 @@ def _made_streams():
     out.append(("no-texts", _stream(h, _clips(rng, h, 3, max_words=0, ancillary=False))))
     out.append(("newer-minor", _newer_minor(unterminated, b"\x2a\x00future fields")))
 
+    # PRMT (since 1.2): as the Writer makes it, every MessagePack format in one, and cut inside it.
+    h = m.Header(width=176, height=144, fps=8, grid_h=4, grid_w=5, text_codec=m.TextCodec.UTF8)
+    out.append(("prompts", _stream(h, _clips(rng, h, 3), prompts=PROMPTS, ancillary={0: [(0xF0, b"x")]})))
+    everything = _stream(h, _clips(rng, h, 2), prmt_payload=every_msgpack_format())
+    out.append(("prompts-every-format", everything))
+    prmt = m.Reader(everything).index[0].offset - len(every_msgpack_format()) // 2
+    out.append(("cut-in-prompts", everything[:prmt]))
+
     # Cut-off streams: inside a CLIP's length, inside its payload, inside INDX, inside TAIL's CRC.
     full = _stream(h, _clips(rng, h, 4), ancillary={1: [(0xF0, b"ancillary")]})
     reader = m.Reader(full)
@@ -482,6 +585,9 @@ MADE = [
     "no-clips-no-index",
     "no-texts",
     "newer-minor",
+    "prompts",
+    "prompts-every-format",
+    "cut-in-prompts",
     "cut-in-length",
     "cut-in-clip",
     "cut-in-crc",
@@ -505,11 +611,22 @@ def test_made_streams_cover_the_syntax(ksy, made):
     """The streams above reach what they are meant to: long LEB128s, every sub-chunk kind, ..."""
     gen, _ = ksy
     ct = gen.M3v.ChunkType
-    leb_lengths, kinds, types, seeds = set(), set(), set(), set()
+    leb_lengths, kinds, types, seeds, formats = set(), set(), set(), set(), set()
+
+    def format_bytes(v):
+        formats.add(v.b1)
+        for e in getattr(v, "array_elements", None) or ():
+            format_bytes(e)
+        for e in getattr(v, "map_entries", None) or ():
+            format_bytes(e.key)
+            format_bytes(e.value)
+
     for data in made.values():
         _, chunks = ksy_describe(ksy, data)
         for ch in chunks:
             types.add(ch.type_code)
+            if isinstance(ch.payload, gen.M3v.Prmt):
+                format_bytes(ch.payload.prompts)
             leb_lengths.add(("chunk_length", ch.chunk_length.len))
             if ch.chunk_type == ct.clip:
                 if ch.payload.has_seed:
@@ -521,6 +638,10 @@ def test_made_streams_cover_the_syntax(ksy, made):
     assert {1, 2, 3, 4, 0x80, 0xF0, 0xFF} <= types
     assert {0, 1, 2, 8, 15} <= kinds
     assert {1, 2, 9, 10} <= seeds  # 2**63 and 2**64-1 take ten bytes
+    # every MessagePack format but map 32: fixint, fixmap, fixarray, fixstr, nil, bool, bin,
+    # ext, float, uint, int, fixext, str 8-32, array 16-32, map 16
+    fixed = {0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xE0, 0xFF}
+    assert fixed | set(range(0xC0, 0xDF)) - {0xC1} <= formats, sorted(fixed | set(range(0xC0, 0xDF)) - formats)
     assert {
         ("chunk_length", 1),
         ("chunk_length", 2),

@@ -13,6 +13,7 @@ clips stay readable.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import struct
@@ -46,6 +47,24 @@ TEXTS = [
     ("Ein Junge jongliert drei Bälle auf dem Rasen.", ""),
     ("", ""),
 ]
+
+
+#: The prompts the "prompts" vector records (spec/m3v.md §4.3), as a dialogue writer might.
+PROMPTS = {
+    "name": "default",
+    "version": 1,
+    "turns": 4,
+    "model": "Qwen/Qwen2-VL-7B-Instruct",
+    "settings": {"max_new_tokens": 128, "greedy": True, "clip_input": "frames", "frames": 8},
+    "keyframe": [
+        "Describe the objects in this image and the background.",
+        "This is the previous keyframe, described as: {previous_text}\nWhat differs in the new image?",
+        "Describe the small details: textures, colours, text, faces.",
+        "Summarise the image in one paragraph.",
+    ],
+    "clip": ["The first frame is described as: {keyframe_text}\nDescribe the primary motion in this clip."],
+    "x-comment": "café — 试验",
+}
 
 
 def structured_map(rng: np.random.Generator, h: int, w: int, vocab: int) -> np.ndarray:
@@ -120,6 +139,7 @@ def expected_valid(data: bytes, notes: str) -> dict:
             }
         )
     index_source = reader.index and reader.index_source
+    prompts = reader.prompts
     out = {
         "valid": True,
         "notes": notes,
@@ -147,6 +167,8 @@ def expected_valid(data: bytes, notes: str) -> dict:
         "terminated": reader.index_offset is not None,
         "truncated_at": reader.damage[0].offset if reader.truncated else None,
     }
+    if prompts is not None:
+        out["prompts"] = prompts
     return out
 
 
@@ -405,6 +427,33 @@ def build_vectors() -> dict[str, tuple[bytes, dict]]:
         "temporal-in-1.0",
         with_head(temporal, lambda p: bytes([1, 0]) + p[2:]),
         "version 1.0 stream whose clip 1 uses coder 3, which 1.0 does not register",
+    )
+
+    # ---- the PRMT chunk (since 1.2), with a generator of its own so the vectors above keep their bytes
+    rng = np.random.default_rng(20261202)
+    h = m.Header(width=160, height=96, fps=8, grid_h=3, grid_w=5, vocab_size=32, text_codec=m.TextCodec.UTF8)
+    clips = make_clips(rng, h, 3)
+    buf = io.BytesIO()
+    with m.Writer(buf, h, prompts=PROMPTS) as w:
+        for clip in clips:
+            w.write_clip(clip)
+        w.write_ancillary(0xF0, b"an ancillary chunk no reader knows: skip me")
+    valid(
+        "prompts",
+        buf.getvalue(),
+        "version 1.2: a PRMT chunk right after HEAD records the prompts of the dialogue (a key 'x-comment' that "
+        "1.2 does not define is ignored); a 1.1 reader skips it as an unknown ancillary chunk",
+    )
+    buf = io.BytesIO()
+    with m.Writer(buf, h) as w:  # no prompts: version 1.1, where type 0x80 is not PRMT
+        w.write_ancillary(0x80, b"\x00 a private chunk from before 1.2, not a PRMT")
+        for clip in clips[:2]:
+            w.write_clip(dataclasses.replace(clip, mode=m.Mode.PREDICTION) if clip.index == 1 else clip)
+    valid(
+        "type-0x80-in-1.1",
+        buf.getvalue(),
+        "version 1.1 with an ancillary chunk of type 0x80 before clip 0: type 0x80 was free before 1.2, so in a 1.1 "
+        "stream it is not PRMT; readers skip it and report no prompts",
     )
     return vectors
 
