@@ -86,3 +86,31 @@ class Pipe(io.RawIOBase):
         chunk = self._data.read(min(len(buf), self._step))
         buf[: len(chunk)] = chunk
         return len(chunk)
+
+
+def _load_tool(name: str):
+    """A script of tools/ as a module (tools/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> Path:
+    """A folder of every tiny random-weight model tools/make_tiny_models.py writes, under the
+    real models' ids (so ``--models`` with the default ids loads them); built once a session.
+    Skips where the full extra (torch, transformers) is missing, fails in CI."""
+    for module in ("torch", "transformers"):
+        try:
+            __import__(module)
+        except ImportError:
+            if os.environ.get("CI"):
+                pytest.fail(f"{module} missing in CI (the full extra)")
+            pytest.skip(f"{module} not installed (the full extra)")
+    root = tmp_path_factory.mktemp("tiny-models")
+    _load_tool("make_tiny_models").make_tiny_models(root)
+    return root
