@@ -5,12 +5,16 @@ the frame under test,
 
     D(F_n, F_l) = lambda1 * (1 - cos(sem(F_n), sem(F_l))) + lambda2 * motion(F_n, F_l) - D_th
 
-and ``F_n`` becomes a keyframe when D > 0. Frame 0 is always a keyframe. ``sem`` is the pack's
-embedding (:meth:`Pack.embed`); ``motion`` is the pack's motion magnitude from ``F_l`` to ``F_n``
-(:meth:`Pack.motion` on the features :meth:`Pack.motion_features` kept of each frame: the mean
-optical-flow length in pixels of the working resolution).  :class:`SemanticScorer` and
-:class:`MotionScorer` turn them into the memoised ``sem_dist(n, l)`` and ``motion(n, l)`` the
-strategies call; nothing here knows which model measures them.
+and ``F_n`` becomes a keyframe when D > 0. Frame 0 is always a keyframe. ``sem`` is a
+scorer's embedding (``embed``); ``motion`` its motion magnitude from ``F_l`` to ``F_n``
+(``motion`` on the features ``motion_features`` kept of each frame): the mean end-point length
+of the optical flow from ``F_l`` to ``F_n``, in pixels of the coding size (it may be measured
+at a smaller working size and scaled back), so lambda2 means the same with every scorer.  A
+scorer is a pack (:class:`~m3cvc_codec.packs.Pack`: its own embedding and flow) or a
+:class:`~m3cvc_codec.scorers.KeyframeScorer` (CLIP + RAFT/DIS, the paper's section II-A).
+:class:`SemanticScorer` and :class:`MotionScorer` turn them into the memoised
+``sem_dist(n, l)`` and ``motion(n, l)`` the strategies call; nothing here knows which model
+measures them.
 
 Clip lengths are bounded: a frame closer than ``min_clip`` frames to the last keyframe is never
 a keyframe, and a frame ``max_clip`` frames after it always is (``max_clip`` is the longest clip
@@ -38,6 +42,7 @@ from .errors import CodecError
 
 if TYPE_CHECKING:
     from .packs import Pack
+    from .scorers import KeyframeScorer
 
 __all__ = [
     "KeyframeParams",
@@ -107,11 +112,19 @@ class KeyframeParams:
 
 
 class MotionScorer:
-    """motion(n, l): the pack's motion magnitude from frame l to frame n, memoised.  Feed it
-    frames with :meth:`add`; only the pack's small per-frame features are kept."""
+    """motion(n, l): the scorer's motion magnitude from frame l to frame n, memoised.  Feed it
+    frames with :meth:`add`; only the scorer's small per-frame features are kept.
 
-    def __init__(self, pack: Pack) -> None:
+    ``lookahead`` N > 1 (default: the scorer's ``motion_batch``, else 1) measures, when
+    (n, l) is first asked, the pairs (n, l) ... (n + N - 1, l) in one call: the strategies
+    ask for (n + 1, l) next unless n became a keyframe, and a batched flow model (RAFT) runs
+    them together.  With 1 each pair is one call of one pair."""
+
+    def __init__(self, pack: Pack | KeyframeScorer, lookahead: int | None = None) -> None:
         self.pack = pack
+        self.lookahead = int(lookahead if lookahead is not None else getattr(pack, "motion_batch", 1))
+        if self.lookahead < 1:
+            raise CodecError(f"motion lookahead {self.lookahead} must be at least 1")
         self.features: list[np.ndarray] = []
         self._cache: dict[tuple[int, int], float] = {}
 
@@ -124,20 +137,29 @@ class MotionScorer:
     def __call__(self, n: int, l: int) -> float:
         key = (n, l)
         if key not in self._cache:
-            value = np.asarray(self.pack.motion([self.features[l]], [self.features[n]]), dtype=np.float64)
-            if value.shape != (1,):
-                raise CodecError(f"pack motion returned shape {value.shape} for 1 pair of frames")
-            self._cache[key] = float(value[0])
+            todo = [n]
+            for m in range(n + 1, min(n + self.lookahead, len(self.features))):
+                if (m, l) not in self._cache:
+                    todo.append(m)
+            before = [self.features[l]] * len(todo)
+            value = np.asarray(self.pack.motion(before, [self.features[m] for m in todo]), dtype=np.float64)
+            if value.shape != (len(todo),):
+                pairs = "1 pair" if len(todo) == 1 else f"{len(todo)} pairs"
+                raise CodecError(f"pack motion returned shape {value.shape} for {pairs} of frames")
+            for m, v in zip(todo, value):
+                self._cache[(m, l)] = float(v)
         return self._cache[key]
 
 
 class SemanticScorer:
-    """sem_dist(n, l) = 1 - cos(e_n, e_l) over the pack's embeddings (:meth:`Pack.embed`),
-    computed in batches of ``batch`` frames."""
+    """sem_dist(n, l) = 1 - cos(e_n, e_l) over the scorer's embeddings (``embed``), computed
+    in batches of ``batch`` frames (default: the scorer's ``embed_batch``, else 16)."""
 
-    def __init__(self, pack: Pack, batch: int = 16) -> None:
+    def __init__(self, pack: Pack | KeyframeScorer, batch: int | None = None) -> None:
         self.pack = pack
-        self.batch = batch
+        self.batch = int(batch if batch is not None else getattr(pack, "embed_batch", 16))
+        if self.batch < 1:
+            raise CodecError(f"embedding batch {self.batch} must be at least 1")
         self._pending: list[np.ndarray] = []
         self._done: list[np.ndarray] = []
 

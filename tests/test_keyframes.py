@@ -70,6 +70,28 @@ def test_scorers_are_memoising_wrappers_over_the_pack():
     assert sem.embeddings.shape == (7, 4) and np.allclose(np.linalg.norm(sem.embeddings, axis=1), 1.0)
 
 
+def test_motion_lookahead_batches_pairs_and_gives_the_same_values():
+    frames = np.stack([np.full((8, 8, 3), 7 * i, np.uint8) for i in range(9)])
+    plain, ahead = Recorder(), Recorder()
+    ahead.motion_batch = 4  # a scorer's preferred batch (RAFT's) is the default lookahead
+    ahead.embed_batch = 3
+    _, one = scorers(frames, plain)
+    mot = MotionScorer(ahead)
+    sem = SemanticScorer(ahead)
+    assert mot.lookahead == 4 and sem.batch == 3
+    for f in frames:
+        mot.add(f)
+    p = KeyframeParams(lambda1=0.0, lambda2=1.0, threshold=20.0)
+    assert select_composite(9, None, mot, p) == select_composite(9, None, one, p)
+    # motion(n, l) = 7 (n - l): (2, 0) measures (2..5, 0) at once and 3 is a keyframe; (5, 3)
+    # measures (5..8, 3) and 6 is one; (8, 6) is the last frame's pair alone
+    assert ahead.motion_calls == [(4, 4), (4, 4), (1, 1)]
+    assert all(c == (1, 1) for c in plain.motion_calls)
+    assert MotionScorer(ahead, lookahead=1).lookahead == 1
+    with pytest.raises(CodecError, match="lookahead"):
+        MotionScorer(ahead, lookahead=0)
+
+
 def test_scorers_reject_answers_of_the_wrong_shape():
     pack = Recorder()
     pack.embed = lambda frames: np.zeros((len(frames) + 1, 3))
