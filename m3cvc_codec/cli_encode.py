@@ -11,6 +11,9 @@ from m3cvc_format.cli import run, show_progress
 from .cli_pack import add_pack_arguments, runtime_options
 
 PROG = "m3v-encode"
+# Spelt here, not imported, so --help loads no model code (tests check they match the modules').
+CLIP_DEFAULT = "openai/clip-vit-base-patch32"
+VLM_DEFAULT = "Qwen/Qwen2-VL-7B-Instruct"
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -28,8 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     from .packs import DEFAULT_PACK
 
     p = argparse.ArgumentParser(prog=PROG, description="Code a video into an .m3v stream (M3-CVC).")
-    p.add_argument("input", help="video file (anything FFmpeg reads: mp4, mkv, avi, webm, y4m, ...)")
-    p.add_argument("-o", "--output", required=True, help="output .m3v file, or - for standard output")
+    p.add_argument("input", nargs="?", help="video file (anything FFmpeg reads: mp4, mkv, avi, webm, y4m, ...)")
+    p.add_argument("-o", "--output", help="output .m3v file, or - for standard output (required)")
     add_pack_arguments(p, pack_default=DEFAULT_PACK, pack_help=f"model pack id (default {DEFAULT_PACK})")
     p.add_argument("--grid", default="1/16", help="index grid variant of the pack (default 1/16)")
     p.add_argument(
@@ -40,12 +43,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     sel = p.add_argument_group("keyframe selection")
     sel.add_argument(
-        "--lambda1", type=float, default=d.lambda1, help=f"weight of the semantic distance (default {d.lambda1:g})"
+        "--scorer",
+        default="pack",
+        choices=["pack", "clip"],
+        help="what measures D: the pack's own embedding and motion (default), or clip: CLIP image "
+        "features and RAFT optical flow (DIS where torchvision does not import; the full extra)",
     )
     sel.add_argument(
-        "--lambda2", type=float, default=d.lambda2, help=f"weight of the motion in pixels (default {d.lambda2:g})"
+        "--clip-model", metavar="ID", help=f"with --scorer clip: the CLIP model id or folder (default {CLIP_DEFAULT})"
     )
-    sel.add_argument("--threshold", type=float, default=d.threshold, help=f"D_th (default {d.threshold:g})")
+    sel.add_argument(
+        "--flow",
+        choices=["auto", "raft_large", "raft_small", "dis"],
+        help="with --scorer clip: the optical flow (default auto: RAFT-large where torchvision imports and "
+        "its weights are local, else OpenCV DIS)",
+    )
+    sel.add_argument(
+        "--lambda1",
+        type=float,
+        help=f"weight of the semantic distance 1 - cos (default: the scorer's; {d.lambda1:g} for the lite pack)",
+    )
+    sel.add_argument(
+        "--lambda2",
+        type=float,
+        help=f"weight of the motion in pixels, 0: semantic only (default: the scorer's; {d.lambda2:g} for the lite pack)",
+    )
+    sel.add_argument("--threshold", type=float, help=f"D_th (default: the scorer's; {d.threshold:g} for the lite pack)")
     sel.add_argument("--interval", type=int, help="a keyframe every N frames instead of the composite score")
     sel.add_argument("--min-clip", type=int, default=2, help="shortest clip in frames (default 2)")
     sel.add_argument("--max-clip", type=int, default=32, help="longest clip in frames (default 32)")
@@ -68,7 +91,33 @@ def _parser() -> argparse.ArgumentParser:
         help="with --refresh: keep the previous keyframe's index where its codeword is within a factor "
         "1+T of the nearest (squared latent distance; default 0.5, 0: always the nearest)",
     )
-    p.add_argument("--texts", help="description sidecar JSON (docs/sidecar.md)")
+    txt = p.add_argument_group("descriptions")
+    txt.add_argument(
+        "--describe",
+        choices=["none", "sidecar", "vlm"],
+        help="who writes each clip's texts: none, sidecar (--texts), or vlm: the paper's dialogue with a "
+        "vision-language model (the full extra). Default: sidecar with --texts, else none",
+    )
+    txt.add_argument("--texts", help="description sidecar JSON (docs/sidecar.md)")
+    txt.add_argument("--vlm", metavar="ID", help=f"with --describe vlm: the model id or folder (default {VLM_DEFAULT})")
+    txt.add_argument(
+        "--prompts",
+        metavar="FILE",
+        help="with --describe vlm: your prompts file (copy it from m3v-encode --print-prompts)",
+    )
+    txt.add_argument(
+        "--print-prompts", action="store_true", help="print the default prompts file (to copy and edit) and exit"
+    )
+    txt.add_argument(
+        "--dialogue-turns",
+        type=int,
+        choices=[1, 2, 4],
+        default=4,
+        help="with --describe vlm: turns per keyframe (4: the paper's dialogue, default; 1: everything in one step)",
+    )
+    txt.add_argument(
+        "--max-new-tokens", type=int, metavar="N", help="with --describe vlm: longest answer per turn, in tokens"
+    )
     p.add_argument("--size", type=_size, default=(512, 320), help="coding size WxH, multiples of 16 (default 512x320)")
     p.add_argument("--fps", default="8", help="coding frame rate (default 8)")
     p.add_argument("--pad", action="store_true", help="letterbox to the coding aspect instead of cropping")
@@ -76,8 +125,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _encode(args: argparse.Namespace) -> int:
+def _encode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .encoder import encode
+
+    if args.print_prompts:
+        from .prompts import default_prompts_text
+
+        sys.stdout.write(default_prompts_text())
+        return 0
+    if args.input is None or args.output is None:
+        parser.error("the following arguments are required: input, -o/--output")
+    if args.describe == "vlm" or args.scorer != "pack":
+        from .models.hub import quiet_model_loading
+
+        quiet_model_loading()
 
     report = encode(
         args.input,
@@ -95,7 +156,15 @@ def _encode(args: argparse.Namespace) -> int:
         max_clip=args.max_clip,
         target_bpp=args.target_bpp,
         target_kbps=args.target_kbps,
+        scorer=args.scorer,
+        clip_model=args.clip_model,
+        flow=args.flow,
         texts=args.texts,
+        describe=args.describe,
+        vlm=args.vlm,
+        prompts=args.prompts,
+        dialogue_turns=args.dialogue_turns,
+        max_new_tokens=args.max_new_tokens,
         size=args.size,
         fps=args.fps,
         fit="pad" if args.pad else "crop",
@@ -109,7 +178,8 @@ def _encode(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(PROG, _parser(), _encode, argv)
+    parser = _parser()
+    return run(PROG, parser, lambda args: _encode(args, parser), argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

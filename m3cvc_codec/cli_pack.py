@@ -1,5 +1,5 @@
 """The model-pack flags the codec's commands share: ``--pack``, ``--pack-config``,
-``--models``, ``--device``.  They name no pack: the default id comes from
+``--models``, ``--device``, ``--dtype``.  They name no pack: the default id comes from
 :data:`m3cvc_codec.packs.DEFAULT_PACK`, and what a pack accepts is the pack's business
 (:func:`m3cvc_codec.packs.load_pack` reports a refusal as a one-line PackError)."""
 
@@ -26,7 +26,12 @@ def add_pack_arguments(parser: argparse.ArgumentParser, *, pack_default: str | N
     )
     group.add_argument("--models", metavar="DIR", help="local folder holding the pack's models (offline use)")
     group.add_argument(
-        "--device", metavar="DEV", default="cpu", help="where the pack runs: cpu (default), cuda, cuda:1, ..."
+        "--device", metavar="DEV", default="cpu", help="where the models run: cpu (default), cuda, cuda:1, ..."
+    )
+    group.add_argument(
+        "--dtype",
+        choices=["float32", "float16", "bfloat16"],
+        help="weights' type for the torch models (default: the model's choice; float16 needs a GPU)",
     )
 
 
@@ -34,4 +39,4 @@ def runtime_options(args: argparse.Namespace) -> RuntimeOptions:
     """The RuntimeOptions the parsed pack flags ask for."""
     from .packs.config import RuntimeOptions
 
-    return RuntimeOptions(device=args.device, models_dir=args.models)
+    return RuntimeOptions(device=args.device, dtype=args.dtype, models_dir=args.models)

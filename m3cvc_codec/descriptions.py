@@ -7,9 +7,9 @@ Providers here:
 
 - :class:`NoDescriptions` -- empty texts (the stream then carries no text sub-chunks);
 - :class:`SidecarDescriptions` -- texts from a JSON file the user writes (format in
-  docs/sidecar.md): per clip index, or per time range in seconds.
-
-The vision-language provider of the paper (a Qwen-VL dialogue) plugs into the same interface.
+  docs/sidecar.md): per clip index, or per time range in seconds;
+- :class:`m3cvc_codec.dialogue.DialogueDescriptions` -- the paper's multi-round dialogue with a
+  Qwen-VL model (the ``full`` extra; imported only when asked for).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import numpy as np
 from .errors import CodecError
 
 __all__ = [
+    "DESCRIBE_CHOICES",
     "ClipSpan",
     "DescriptionProvider",
     "NoDescriptions",
@@ -90,9 +91,14 @@ class DescriptionProvider(abc.ABC):
         cannot describe a stream of ``clip_count`` clips.  Default: any count is fine."""
 
     def metadata(self) -> Mapping[str, Any]:
-        """Informative facts for the stream's metadata (spec/m3v.md §5.4, e.g. the ``prompts``
-        key with the dialogue's turns); empty by default."""
+        """Informative facts for the stream's metadata (spec/m3v.md §5.4); empty by default."""
         return {}
+
+    def prompts_record(self) -> Mapping[str, Any] | None:
+        """The prompts that wrote the texts, for the stream's PRMT chunk (spec/m3v.md): a map
+        with ``keyframe`` and ``clip`` turn lists and optional ``name``, ``version``, ``turns``,
+        ``model``, ``settings``; None (the default) when no prompts were involved."""
+        return None
 
 
 class NoDescriptions(DescriptionProvider):
@@ -248,8 +254,47 @@ def load_sidecar(path) -> SidecarDescriptions:
     return SidecarDescriptions(data, name=str(path))
 
 
-def provider_for(texts: Any) -> DescriptionProvider:
-    """None -> no texts; a path -> sidecar file; a mapping -> sidecar data; a provider as is."""
+#: The values of ``describe`` (m3v-encode ``--describe``).
+DESCRIBE_CHOICES = ("none", "sidecar", "vlm")
+
+
+def provider_for(
+    texts: Any = None,
+    *,
+    describe: str | None = None,
+    vlm: str | None = None,
+    prompts: Any = None,
+    dialogue_turns: int = 4,
+    max_new_tokens: int | None = None,
+    options: Any = None,
+) -> DescriptionProvider:
+    """The provider ``describe`` names: ``"none"``; ``"sidecar"`` (``texts``: a path, a mapping);
+    ``"vlm"``, the paper's dialogue with the vision-language model ``vlm`` (default
+    Qwen/Qwen2-VL-7B-Instruct) under ``prompts`` (a prompts file, default the shipped one),
+    ``dialogue_turns`` 1, 2 or 4 and ``max_new_tokens`` per turn, run with ``options``
+    (RuntimeOptions).  ``describe`` None: ``"sidecar"`` when ``texts`` is given, else none;
+    ``texts`` may also be a DescriptionProvider, used as is."""
+    if describe is not None and describe not in DESCRIBE_CHOICES:
+        raise CodecError(f"describe {describe!r} is not one of {', '.join(DESCRIBE_CHOICES)}")
+    dialogue_options = {"vlm": vlm, "prompts": prompts, "max_new_tokens": max_new_tokens}
+    if describe != "vlm":
+        given = [k for k, v in dialogue_options.items() if v is not None]
+        if dialogue_turns != 4:
+            given.append("dialogue_turns")
+        if given:
+            raise CodecError(f"{given[0].replace('_', '-')} applies to describe 'vlm' only")
+    if describe == "vlm":
+        if texts is not None:
+            raise CodecError("describe 'vlm' writes the texts itself: give a texts sidecar or the dialogue, not both")
+        from .dialogue import DialogueDescriptions
+
+        return DialogueDescriptions.from_options(
+            model=vlm, prompts=prompts, turns=dialogue_turns, max_new_tokens=max_new_tokens, options=options
+        )
+    if describe == "sidecar" and texts is None:
+        raise CodecError("describe 'sidecar' needs a texts file (--texts FILE)")
+    if describe == "none" and texts is not None:
+        raise CodecError("describe 'none' takes no texts file")
     if texts is None:
         return NoDescriptions()
     if isinstance(texts, (str, Path)):

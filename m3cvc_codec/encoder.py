@@ -32,7 +32,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     import m3cvc_format as m
 
     from .packs import GridSpec, Pack
+    from .scorers import KeyframeScorer
 
 __all__ = [
     "ENCODER_NAME",
@@ -146,15 +147,23 @@ def encode(
     options=None,
     grid: str = "1/16",
     mode: str = "interpolation",
-    lambda1: float = KeyframeParams.lambda1,
-    lambda2: float = KeyframeParams.lambda2,
-    threshold: float = KeyframeParams.threshold,
+    lambda1: float | None = None,
+    lambda2: float | None = None,
+    threshold: float | None = None,
     interval: int | None = None,
     min_clip: int = 2,
     max_clip: int = 32,
     target_bpp: float | None = None,
     target_kbps: float | None = None,
+    scorer: str = "pack",
+    clip_model: str | None = None,
+    flow: str | None = None,
     texts=None,
+    describe: str | None = None,
+    vlm: str | None = None,
+    prompts=None,
+    dialogue_turns: int = 4,
+    max_new_tokens: int | None = None,
     size=(512, 320),
     fps=8,
     fit: str = "crop",
@@ -177,7 +186,7 @@ def encode(
     the previous keyframe's index at a cell whose codeword is within a factor 1 + T (squared
     latent distance) of the nearest one, where the pack supports it.
     Raises CodecError (bad input or options), PackError (pack missing), M3VError, OSError."""
-    pk, s = prepare(
+    pk, s, sc = prepare(
         pack,
         pack_config,
         options,
@@ -191,15 +200,26 @@ def encode(
         max_clip=max_clip,
         target_bpp=target_bpp,
         target_kbps=target_kbps,
+        scorer=scorer,
+        clip_model=clip_model,
+        flow=flow,
         size=size,
         fps=fps,
         fit=fit,
         refresh=refresh,
         reuse=reuse,
     )
-    provider = provider_for(texts)
+    provider = provider_for(
+        texts,
+        describe=describe,
+        vlm=vlm,
+        prompts=prompts,
+        dialogue_turns=dialogue_turns,
+        max_new_tokens=max_new_tokens,
+        options=options,
+    )
 
-    video = analyse(input, pk, s, progress=progress)
+    video = analyse(input, sc, s, progress=progress)
     budget = rate_budget(video, pk, s, provider) if s.target is not None else None
     selection = select_keyframes(video, s.params, budget)
     provider.check_clips(len(selection.clips))
@@ -209,7 +229,9 @@ def encode(
     coded = code_keyframes(pk, s.grid, described, tolerance=s.reuse)
     modes = choose_clip_modes(len(selection.clips), s.mode)
     header = stream_header(pk, s, video.frame_count, selection.threshold, provider.metadata())
-    writer = write_stream(output, header, coded, modes, refresh=s.refresh, progress=progress)
+    writer = write_stream(
+        output, header, coded, modes, refresh=s.refresh, prompts=provider.prompts_record(), progress=progress
+    )
 
     return EncodeReport(
         output=str(output),
@@ -249,6 +271,9 @@ class EncodeSettings:
     reuse: float
     target_bpp: float | None = None
     target_kbps: float | None = None
+    #: The keyframe scorer's facts (:meth:`KeyframeScorer.metadata`): empty for the pack's own
+    #: scorer, so its streams stay as they were; else recorded and part of the seed.
+    scorer: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -274,6 +299,8 @@ class EncodeSettings:
             "refresh": self.refresh,
             "reuse": self.reuse,
         }
+        if self.scorer:
+            settings["scorer"] = dict(self.scorer)
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).digest()
         return int.from_bytes(digest[:8], "little")
 
@@ -285,22 +312,28 @@ def prepare(
     *,
     grid="1/16",
     mode="interpolation",
-    lambda1: float = KeyframeParams.lambda1,
-    lambda2: float = KeyframeParams.lambda2,
-    threshold: float = KeyframeParams.threshold,
+    lambda1: float | None = None,
+    lambda2: float | None = None,
+    threshold: float | None = None,
     interval: int | None = None,
     min_clip: int = 2,
     max_clip: int = 32,
     target_bpp=None,
     target_kbps=None,
+    scorer: str = "pack",
+    clip_model: str | None = None,
+    flow: str | None = None,
     size=(512, 320),
     fps=8,
     fit: str = "crop",
     refresh: int = 8,
     reuse: float = 0.5,
-) -> tuple[Pack, EncodeSettings]:
+) -> tuple[Pack, EncodeSettings, KeyframeScorer]:
     """:func:`encode`'s options checked (CodecError naming the first bad one), then the pack
-    loaded (PackError) and the grid and size checked against it."""
+    loaded (PackError) and the grid and size checked against it, and the keyframe scorer
+    ``scorer`` loaded (:func:`m3cvc_codec.scorers.scorer_for`: ``"pack"``, the pack's own, or
+    ``"clip"``, CLIP ``clip_model`` + optical flow ``flow``).  A weight or threshold left None takes the scorer's
+    default (each scorer's scores have their own scale)."""
     if fit not in ("crop", "pad"):
         raise CodecError(f"fit {fit!r} is not 'crop' or 'pad'")
     if isinstance(refresh, bool) or not isinstance(refresh, int) or refresh < 0:
@@ -309,10 +342,11 @@ def prepare(
         raise CodecError(f"reuse tolerance {reuse!r} must be a number, 0 or more")
     rate = _rate(fps)
     want_mode = _mode(mode)
-    params = KeyframeParams(
-        lambda1=float(lambda1),
-        lambda2=float(lambda2),
-        threshold=float(threshold),
+    # Checked before anything loads, with the default weights; the scorer's come in below.
+    KeyframeParams(
+        lambda1=_weight(lambda1, KeyframeParams.lambda1),
+        lambda2=_weight(lambda2, KeyframeParams.lambda2),
+        threshold=_weight(threshold, KeyframeParams.threshold),
         interval=interval,
         min_clip=min_clip,
         max_clip=max_clip,
@@ -323,24 +357,49 @@ def prepare(
     if target is not None:
         if not (isinstance(target, (int, float)) and math.isfinite(target) and target > 0):
             raise CodecError(f"target rate {target!r} must be a positive number")
-        if params.interval is not None:
+        if interval is not None:
             raise CodecError("a target rate chooses the threshold; it cannot be combined with interval")
     pack = _packs.load_pack(pack_id, pack_config, options)
+    from .scorers import scorer_for
+
+    keyframe_scorer = scorer_for(scorer, pack, options, clip_model=clip_model, flow=flow)
+    defaults = keyframe_scorer.default_params
+    params = KeyframeParams(
+        lambda1=_weight(lambda1, defaults["lambda1"]),
+        lambda2=_weight(lambda2, defaults["lambda2"]),
+        threshold=_weight(threshold, defaults["threshold"]),
+        interval=interval,
+        min_clip=min_clip,
+        max_clip=max_clip,
+    )
     spec = resolve_grid(pack, grid)
     width, height = check_size(size, max(g.downsample for g in pack.grids))
-    return pack, EncodeSettings(
-        grid=spec,
-        mode=want_mode,
-        params=params,
-        width=width,
-        height=height,
-        fps=rate,
-        fit=fit,
-        refresh=refresh,
-        reuse=float(reuse) if refresh > 1 else 0.0,
-        target_bpp=target_bpp,
-        target_kbps=target_kbps,
+    return (
+        pack,
+        EncodeSettings(
+            grid=spec,
+            mode=want_mode,
+            params=params,
+            width=width,
+            height=height,
+            fps=rate,
+            fit=fit,
+            refresh=refresh,
+            reuse=float(reuse) if refresh > 1 else 0.0,
+            target_bpp=target_bpp,
+            target_kbps=target_kbps,
+            scorer=dict(keyframe_scorer.metadata()),
+        ),
+        keyframe_scorer,
     )
+
+
+def _weight(value: float | None, default: float) -> float:
+    if value is None:
+        return float(default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CodecError(f"keyframe-selection weight {value!r} is not a number")
+    return float(value)
 
 
 def resolve_grid(pack: Pack, grid) -> GridSpec:
@@ -426,14 +485,15 @@ class Analysis:
         return next(iter(self.frames()))
 
 
-def analyse(input, pack: Pack, settings: EncodeSettings, *, progress: bool = False) -> Analysis:
-    """First pass: count the frames, measure the pack's selection scores, keep the frames if
-    they fit in :data:`FRAME_CACHE_BYTES`."""
+def analyse(input, scorer: KeyframeScorer, settings: EncodeSettings, *, progress: bool = False) -> Analysis:
+    """First pass: count the frames, measure the selection scores with ``scorer`` (a pack is
+    one: its own embedding and motion measure), keep the frames if they fit in
+    :data:`FRAME_CACHE_BYTES`."""
     s = settings
     source = probe(input)  # fails early and clearly on a missing or unreadable file
     composite = s.params.interval is None
-    semantic = SemanticScorer(pack) if composite and s.params.lambda1 else None
-    motion = MotionScorer(pack) if composite and s.params.lambda2 else None
+    semantic = SemanticScorer(scorer) if composite and s.params.lambda1 else None
+    motion = MotionScorer(scorer) if composite and s.params.lambda2 else None
     cached: list[np.ndarray] | None = []
     n_frames = 0
     bar = _Progress(progress, frame_count_estimate(source, s.fps) or None, "analysing")
@@ -696,6 +756,8 @@ def stream_header(
         selection["target_bpp"] = float(s.target_bpp)
     if s.target_kbps is not None:
         selection["target_kbps"] = float(s.target_kbps)
+    if s.scorer:
+        selection["scorer"] = dict(s.scorer)
     gh, gw = s.grid.grid(s.width, s.height)
     return m.Header(
         width=s.width,
@@ -725,16 +787,18 @@ def write_stream(
     modes: Sequence[m.Mode],
     *,
     refresh: int,
+    prompts: Mapping[str, Any] | None = None,
     progress: bool = False,
 ) -> m.Writer:
-    """Write the header and the clips, each with its mode (atomically when ``output`` is a
-    path: nothing is left behind when ``clips`` raises).  Returns the closed writer, for its
-    byte counts."""
+    """Write the header, the description prompts (``prompts``: the PRMT record of the
+    dialogue that wrote the texts, spec/m3v.md; None: none) and the clips, each with its mode
+    (atomically when ``output`` is a path: nothing is left behind when ``clips`` raises).
+    Returns the closed writer, for its byte counts."""
     import m3cvc_format as m
 
     bar = _Progress(progress, len(modes), "coding", unit="clip")
     try:
-        with m.Writer(output, header, refresh=refresh) as writer:
+        with m.Writer(output, header, refresh=refresh, prompts=prompts) as writer:
             for clip in clips:
                 span = clip.span
                 writer.write_clip(

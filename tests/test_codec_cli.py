@@ -347,9 +347,9 @@ def test_stages_composed_by_hand_give_encode_bytes(fake_pack, synthetic, tmp_pat
     opts = dict(size=(128, 80), interval=4, refresh=4, reuse=0.5)
     want = tmp_path / "encode.m3v"
     report = encode(synthetic, want, pack="test.fake", **opts)
-    pack, s = enc.prepare("test.fake", **opts)
+    pack, s, scorer = enc.prepare("test.fake", **opts)
     provider = NoDescriptions()
-    video = enc.analyse(synthetic, pack, s)
+    video = enc.analyse(synthetic, scorer, s)
     selection = enc.select_keyframes(video, s.params)
     clips = enc.read_clips(video, selection.clips, with_frames=provider.needs_frames)
     coded = list(enc.code_keyframes(pack, s.grid, enc.describe_clips(provider, clips), tolerance=s.reuse))

@@ -34,6 +34,7 @@ __all__ = [
     "load_model",
     "locate",
     "offline",
+    "quiet_model_loading",
     "require_full",
     "torch_device",
     "torch_dtype",
@@ -80,6 +81,18 @@ def _candidates(source: str, models_dir: Path) -> list[Path]:
     if len(parts) > 1:
         out += [models_dir / parts[-1], models_dir / "--".join(parts)]
     return out
+
+
+def quiet_model_loading() -> None:
+    """For command-line tools: no progress bars or advisory warnings from transformers while
+    models load (a CLI says one line per problem).  Library callers keep transformers' own
+    settings; nothing happens where transformers is not installed."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
 
 
 def locate(source: str, models_dir: str | os.PathLike[str] | None = None, *, what: str = "model") -> str:
