@@ -118,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
     txt.add_argument(
         "--max-new-tokens", type=int, metavar="N", help="with --describe vlm: longest answer per turn, in tokens"
     )
+    txt.add_argument(
+        "--no-record-prompts",
+        dest="record_prompts",
+        action="store_false",
+        help="with --describe vlm: leave the prompts out of the stream (its PRMT chunk, about 1.2 kB with "
+        "the default prompts)",
+    )
     p.add_argument("--size", type=_size, default=(512, 320), help="coding size WxH, multiples of 16 (default 512x320)")
     p.add_argument("--fps", default="8", help="coding frame rate (default 8)")
     p.add_argument("--pad", action="store_true", help="letterbox to the coding aspect instead of cropping")
@@ -165,6 +172,7 @@ def _encode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         prompts=args.prompts,
         dialogue_turns=args.dialogue_turns,
         max_new_tokens=args.max_new_tokens,
+        record_prompts=args.record_prompts,
         size=args.size,
         fps=args.fps,
         fit="pad" if args.pad else "crop",

@@ -164,6 +164,7 @@ def encode(
     prompts=None,
     dialogue_turns: int = 4,
     max_new_tokens: int | None = None,
+    record_prompts: bool = True,
     size=(512, 320),
     fps=8,
     fit: str = "crop",
@@ -185,6 +186,14 @@ def encode(
     least every N clips; 0 or 1 keeps every map independent.  With it, ``reuse`` T > 0 keeps
     the previous keyframe's index at a cell whose codeword is within a factor 1 + T (squared
     latent distance) of the nearest one, where the pack supports it.
+
+    Keyframe selection: ``scorer`` ``"pack"`` (the pack's own embedding and motion) or
+    ``"clip"`` (CLIP ``clip_model`` and optical flow ``flow``: auto, raft_large, raft_small,
+    dis); ``lambda1``, ``lambda2``, ``threshold`` None take the scorer's defaults.
+    Descriptions: ``describe`` ``"none"``, ``"sidecar"`` (``texts``) or ``"vlm"``, the paper's
+    dialogue with ``vlm`` (a Qwen-VL id or folder) under ``prompts`` (a prompts file),
+    ``dialogue_turns`` 1, 2 or 4 and ``max_new_tokens`` a turn; ``record_prompts`` False
+    leaves the dialogue's prompts out of the stream (docs/semantic.md).
     Raises CodecError (bad input or options), PackError (pack missing), M3VError, OSError."""
     pk, s, sc = prepare(
         pack,
@@ -220,7 +229,8 @@ def encode(
     )
 
     video = analyse(input, sc, s, progress=progress)
-    budget = rate_budget(video, pk, s, provider) if s.target is not None else None
+    prompts_record = provider.prompts_record() if record_prompts else None
+    budget = rate_budget(video, pk, s, provider, prompts_record) if s.target is not None else None
     selection = select_keyframes(video, s.params, budget)
     provider.check_clips(len(selection.clips))
     # The second pass goes clip by clip through the next three stages (each is lazy).
@@ -230,7 +240,7 @@ def encode(
     modes = choose_clip_modes(len(selection.clips), s.mode)
     header = stream_header(pk, s, video.frame_count, selection.threshold, provider.metadata())
     writer = write_stream(
-        output, header, coded, modes, refresh=s.refresh, prompts=provider.prompts_record(), progress=progress
+        output, header, coded, modes, refresh=s.refresh, prompts=prompts_record, progress=progress
     )
 
     return EncodeReport(
@@ -542,10 +552,17 @@ class Selection:
     target_met: bool | None = None
 
 
-def rate_budget(video: Analysis, pack: Pack, settings: EncodeSettings, provider: DescriptionProvider) -> RateBudget:
+def rate_budget(
+    video: Analysis,
+    pack: Pack,
+    settings: EncodeSettings,
+    provider: DescriptionProvider,
+    prompts: Mapping[str, Any] | None = None,
+) -> RateBudget:
     """The target rate of ``settings`` in bytes, and the size model it is met with: one- and
     two-clip streams like this one measured with the real writer (keyframe 0's map; its texts
-    when the provider gives them without frames, else none)."""
+    when the provider gives them without frames, else none; the ``prompts`` record the stream
+    will carry)."""
     import m3cvc_format as m
 
     s = settings
@@ -560,7 +577,7 @@ def rate_budget(video: Analysis, pack: Pack, settings: EncodeSettings, provider:
     sizes = []
     for count in (1, 2):
         buf = io.BytesIO()
-        with m.Writer(buf, header) as w:
+        with m.Writer(buf, header, prompts=prompts) as w:
             for k in range(count):
                 w.write_clip(
                     m.Clip(

@@ -54,7 +54,12 @@ def format_summary(summary: StreamSummary, name: str) -> str:
             "bytes",
             f"text {summary.text_bytes} ({_percent(summary.text_bytes, summary.total_bytes)}), "
             f"VQ {summary.vq_bytes} ({_percent(summary.vq_bytes, summary.total_bytes)}), "
-            f"framing {summary.framing_bytes} ({_percent(summary.framing_bytes, summary.total_bytes)})",
+            + (
+                f"prompts {summary.prompts_bytes} ({_percent(summary.prompts_bytes, summary.total_bytes)}), "
+                if summary.prompts_bytes
+                else ""
+            )
+            + f"framing {summary.framing_bytes} ({_percent(summary.framing_bytes, summary.total_bytes)})",
         ),
         (
             "index",

@@ -67,6 +67,7 @@ INFO_KEYS = frozenset(
         "bpp",
         "text_bytes",
         "vq_bytes",
+        "prompts_bytes",
         "framing_bytes",
         "terminated",
         "index",

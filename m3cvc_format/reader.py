@@ -287,6 +287,12 @@ class Reader:
             self._prompts_done = True
         return self._prompts
 
+    @property
+    def prompts_bytes(self) -> int:
+        """Bytes of the stream's PRMT chunk (framing included), 0 when it has none."""
+        chunk = self._find_prompts()
+        return 0 if chunk is None else chunk.size
+
     def _find_prompts(self) -> RawChunk | None:
         """The PRMT chunk among the ancillary chunks between HEAD and the first other chunk."""
         if self._prompts_settled or self.header.version[1] < PRMT_VERSION_MINOR:

@@ -31,6 +31,8 @@ class StreamSummary:
     damage: list[Damage] = field(default_factory=list)
     #: The prompts of the stream's PRMT chunk (spec/m3v.md §4.3); None when it records none.
     prompts: dict[str, Any] | None = None
+    #: Bytes of the PRMT chunk (type, length, payload, CRC), 0 without one.
+    prompts_bytes: int = 0
 
     @property
     def frames(self) -> int:
@@ -50,7 +52,7 @@ class StreamSummary:
 
     @property
     def framing_bytes(self) -> int:
-        return self.total_bytes - self.text_bytes - self.vq_bytes
+        return self.total_bytes - self.text_bytes - self.vq_bytes - self.prompts_bytes
 
     @property
     def bpp(self) -> float:
@@ -76,12 +78,13 @@ def summarize(src: Any, *, on_damage: str = "raise") -> StreamSummary:
             if was_enabled:
                 gc.enable()
         prompts = reader.prompts  # the clip walk kept the PRMT chunk (a pipe cannot go back)
+        prompts_bytes = reader.prompts_bytes
         total = reader.bytes_seen  # a pipe has been read to its end by now
         terminated = reader.index_offset is not None and not reader.truncated
         index_source = reader.index_source
         if index_source == "trailer":
             _check_index(reader.index, clips)
-        return StreamSummary(reader.header, total, clips, index_source, terminated, list(reader.damage), prompts)
+        return StreamSummary(reader.header, total, clips, index_source, terminated, list(reader.damage), prompts, prompts_bytes)
 
 
 def _check_index(entries: list[IndexEntry], clips: list[ClipRecord]) -> None:
@@ -139,6 +142,7 @@ def to_json(summary: StreamSummary, *, texts: bool = True) -> dict[str, Any]:
         "bpp": summary.bpp,
         "text_bytes": summary.text_bytes,
         "vq_bytes": summary.vq_bytes,
+        "prompts_bytes": summary.prompts_bytes,
         "framing_bytes": summary.framing_bytes,
         "terminated": summary.terminated,
         "index": summary.index_source,

@@ -163,3 +163,24 @@ def test_without_the_full_extra_one_line(tmp_path, video):
         else:
             assert done.returncode == 0, done.stderr
             assert out.exists()
+
+
+def test_prompts_can_be_left_out_and_count_in_the_rate(tiny_models, video, tmp_path, capsys):
+    """--no-record-prompts writes a 1.1 stream without PRMT; with a target rate the prompts'
+    bytes are part of what the threshold search budgets for, with the clip scorer too."""
+    out = tmp_path / "n.m3v"
+    argv = [video, "-o", out, "--describe", "vlm", "--models", tiny_models, "--max-new-tokens", "2", *SMALL]
+    assert run(cli_encode.main, [*argv, "--no-record-prompts"], capsys)[0] == 0
+    with m.Reader(out) as reader:
+        assert reader.prompts is None and reader.header.version_minor == 1
+    code, text, _ = run(cli_info.main, [out], capsys)
+    assert code == 0 and "\nprompts " not in text and "), prompts " not in text
+
+    rated = tmp_path / "r.m3v"
+    argv = [video, "-o", rated, "--scorer", "clip", "--models", tiny_models, "--target-bpp", "0.05", *SMALL[:-1]]
+    code, _, err = run(cli_encode.main, [*argv, "--describe", "vlm", "--max-new-tokens", "2"], capsys)
+    assert code == 0
+    code, text, _ = run(cli_info.main, ["--json", rated], capsys)
+    info = json.loads(text)
+    assert info["prompts_bytes"] > 1000 and info["framing_bytes"] < info["total_bytes"] - info["prompts_bytes"]
+    assert "target_bpp" in info["metadata"]["keyframe_selection"]
