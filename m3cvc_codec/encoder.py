@@ -239,9 +239,7 @@ def encode(
     coded = code_keyframes(pk, s.grid, described, tolerance=s.reuse)
     modes = choose_clip_modes(len(selection.clips), s.mode)
     header = stream_header(pk, s, video.frame_count, selection.threshold, provider.metadata())
-    writer = write_stream(
-        output, header, coded, modes, refresh=s.refresh, prompts=prompts_record, progress=progress
-    )
+    writer = write_stream(output, header, coded, modes, refresh=s.refresh, prompts=prompts_record, progress=progress)
 
     return EncodeReport(
         output=str(output),

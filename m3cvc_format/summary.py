@@ -84,7 +84,9 @@ def summarize(src: Any, *, on_damage: str = "raise") -> StreamSummary:
         index_source = reader.index_source
         if index_source == "trailer":
             _check_index(reader.index, clips)
-        return StreamSummary(reader.header, total, clips, index_source, terminated, list(reader.damage), prompts, prompts_bytes)
+        return StreamSummary(
+            reader.header, total, clips, index_source, terminated, list(reader.damage), prompts, prompts_bytes
+        )
 
 
 def _check_index(entries: list[IndexEntry], clips: list[ClipRecord]) -> None:

@@ -179,7 +179,7 @@ def test_prompts_can_be_left_out_and_count_in_the_rate(tiny_models, video, tmp_p
     rated = tmp_path / "r.m3v"
     argv = [video, "-o", rated, "--scorer", "clip", "--models", tiny_models, "--target-bpp", "0.05", *SMALL[:-1]]
     code, _, err = run(cli_encode.main, [*argv, "--describe", "vlm", "--max-new-tokens", "2"], capsys)
-    assert code == 0
+    assert code == 0, err
     code, text, _ = run(cli_info.main, ["--json", rated], capsys)
     info = json.loads(text)
     assert info["prompts_bytes"] > 1000 and info["framing_bytes"] < info["total_bytes"] - info["prompts_bytes"]
