@@ -191,6 +191,12 @@ DOC_MODULES = (
     "m3cvc_codec.keyframes",
     "m3cvc_codec.video_io",
     "m3cvc_codec.clip_decoder",
+    "m3cvc_codec.scorers",
+    "m3cvc_codec.dialogue",
+    "m3cvc_codec.models.hub",
+    "m3cvc_codec.models.clip",
+    "m3cvc_codec.models.flow",
+    "m3cvc_codec.models.vlm",
 )
 
 
