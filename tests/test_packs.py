@@ -121,8 +121,9 @@ def test_config_round_trip(tmp_path):
         {
             "vae": Component("stabilityai/sd-vae-ft-mse", revision="31f26fd"),
             "decoder": {"source": "ours/keyframe_decoder.safetensors", "sha256": "9f" * 32},
+            "unet": {"source": "org/sd", "revision": "abc", "subfolder": "unet"},
         },
-        {"32x32": ["vae", "decoder"], "64x64": ("vae", "decoder")},
+        {"32x32": ["vae", "decoder", "unet"], "64x64": ("vae", "decoder")},
         {"guidance": 3.0, "steps": [4, 8]},
         root=tmp_path,
     )
@@ -132,7 +133,11 @@ def test_config_round_trip(tmp_path):
     assert again == config and again.hash() == config.hash() and again.to_dict() == config.to_dict()
     assert again.components["vae"] == Component("stabilityai/sd-vae-ft-mse", "31f26fd")
     assert again.settings["steps"] == (4, 8)
+    assert again.components["unet"] == Component("org/sd", "abc", subfolder="unet")
     assert again.weights_hash("32x32") == weights_hash(
+        {"vae": "stabilityai/sd-vae-ft-mse@31f26fd", "decoder": "9f" * 32, "unet": "org/sd@abc/unet"}
+    )
+    assert again.weights_hash("64x64") == weights_hash(
         {"vae": "stabilityai/sd-vae-ft-mse@31f26fd", "decoder": "9f" * 32}
     )
     assert again.resolve("vae") == "stabilityai/sd-vae-ft-mse"  # a model id stays one

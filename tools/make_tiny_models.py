@@ -304,6 +304,26 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
 }
 
 
+def _more_builders() -> None:
+    """The full pack's families keep their builders beside this script, one module each
+    (tools/tiny_models/*.py, each with its own ``BUILDERS``), loaded by path: tools/ is not a
+    package.  They import torch and diffusers inside their builders, not at load time."""
+    import importlib.util
+
+    for path in sorted((Path(__file__).resolve().parent / "tiny_models").glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"m3cvc_tiny_models_{path.stem}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        clash = set(module.BUILDERS) & set(BUILDERS)
+        if clash:
+            raise RuntimeError(f"{path.name}: tiny model names already taken: {', '.join(sorted(clash))}")
+        BUILDERS.update(module.BUILDERS)
+
+
+_more_builders()
+
+
 def make_tiny_models(root: str | Path, only: list[str] | None = None) -> dict[str, Path]:
     """Build the models named in ``only`` (default: all) under ``root``; returns name -> folder."""
     root = Path(root)

@@ -76,13 +76,17 @@ class Component:
     source: str
     revision: str | None = None
     sha256: str | None = None
+    #: Folder inside ``source`` (a diffusers repository's ``vae``, ``unet``, ``text_encoder``...).
+    subfolder: str | None = None
 
     @property
     def digest(self) -> str:
-        """What the weights hash takes for this component: its SHA-256, else ``source@revision``."""
+        """What the weights hash takes for this component: its SHA-256, else
+        ``source@revision`` (``source@revision/subfolder`` for a part of a repository)."""
         if self.sha256:
             return self.sha256
-        return f"{self.source}@{self.revision or ''}"
+        base = f"{self.source}@{self.revision or ''}"
+        return f"{base}/{self.subfolder}" if self.subfolder else base
 
     def to_dict(self) -> dict[str, str]:
         out = {"source": self.source}
@@ -90,6 +94,8 @@ class Component:
             out["revision"] = self.revision
         if self.sha256 is not None:
             out["sha256"] = self.sha256
+        if self.subfolder is not None:
+            out["subfolder"] = self.subfolder
         return out
 
 
