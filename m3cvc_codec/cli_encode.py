@@ -99,6 +99,13 @@ def _parser() -> argparse.ArgumentParser:
         "vision-language model (the full extra). Default: sidecar with --texts, else none",
     )
     txt.add_argument("--texts", help="description sidecar JSON (docs/sidecar.md)")
+    txt.add_argument(
+        "--text-codec",
+        choices=["auto", "tokans-1", "lzw", "utf8"],
+        default="auto",
+        help="how texts are coded (default auto: whichever codes this stream's texts smallest; tokans-1 "
+        "for English, LZW for most other text)",
+    )
     txt.add_argument("--vlm", metavar="ID", help=f"with --describe vlm: the model id or folder (default {VLM_DEFAULT})")
     txt.add_argument(
         "--prompts",
@@ -173,6 +180,7 @@ def _encode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         dialogue_turns=args.dialogue_turns,
         max_new_tokens=args.max_new_tokens,
         record_prompts=args.record_prompts,
+        text_codec=args.text_codec,
         size=args.size,
         fps=args.fps,
         fit="pad" if args.pad else "crop",

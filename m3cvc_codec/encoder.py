@@ -64,6 +64,7 @@ __all__ = [
     "Texts",
     "analyse",
     "choose_clip_modes",
+    "choose_text_codec",
     "code_keyframe",
     "code_keyframes",
     "describe",
@@ -165,6 +166,7 @@ def encode(
     dialogue_turns: int = 4,
     max_new_tokens: int | None = None,
     record_prompts: bool = True,
+    text_codec: str = "auto",
     size=(512, 320),
     fps=8,
     fit: str = "crop",
@@ -193,7 +195,9 @@ def encode(
     Descriptions: ``describe`` ``"none"``, ``"sidecar"`` (``texts``) or ``"vlm"``, the paper's
     dialogue with ``vlm`` (a Qwen-VL id or folder) under ``prompts`` (a prompts file),
     ``dialogue_turns`` 1, 2 or 4 and ``max_new_tokens`` a turn; ``record_prompts`` False
-    leaves the dialogue's prompts out of the stream (docs/semantic.md).
+    leaves the dialogue's prompts out of the stream (docs/semantic.md).  ``text_codec``:
+    ``"auto"`` (the registered codec that codes this stream's texts in the fewest bytes:
+    tokans-1 for English), ``"tokans-1"``, ``"lzw"`` or ``"utf8"``.
     Raises CodecError (bad input or options), PackError (pack missing), M3VError, OSError."""
     pk, s, sc = prepare(
         pack,
@@ -236,9 +240,13 @@ def encode(
     # The second pass goes clip by clip through the next three stages (each is lazy).
     clips = read_clips(video, selection.clips, with_frames=provider.needs_frames)
     described = describe_clips(provider, clips)
-    coded = code_keyframes(pk, s.grid, described, tolerance=s.reuse)
+    coded: Iterable[CodedClip] = code_keyframes(pk, s.grid, described, tolerance=s.reuse)
+    codec = _text_codec(text_codec)
+    if codec is None:  # auto: every text first (small: texts and index maps), then the codec
+        coded = _collect(coded, len(selection.clips), progress)
+        codec = choose_text_codec(t for clip in coded for t in clip.texts)
     modes = choose_clip_modes(len(selection.clips), s.mode)
-    header = stream_header(pk, s, video.frame_count, selection.threshold, provider.metadata())
+    header = stream_header(pk, s, video.frame_count, selection.threshold, provider.metadata(), codec)
     writer = write_stream(output, header, coded, modes, refresh=s.refresh, prompts=prompts_record, progress=progress)
 
     return EncodeReport(
@@ -759,9 +767,11 @@ def stream_header(
     frame_count: int,
     threshold: float | None,
     metadata: Mapping[str, Any] | None = None,
+    text_codec: m.TextCodec | None = None,
 ) -> m.Header:
-    """The stream header: geometry, pack, seed, and the metadata (``metadata`` from the
-    description provider, the encoder's name and the keyframe-selection settings)."""
+    """The stream header: geometry, pack, seed, the text codec (default tokans-1), and the
+    metadata (``metadata`` from the description provider, the encoder's name and the
+    keyframe-selection settings)."""
     import m3cvc_format as m
 
     s = settings
@@ -784,7 +794,7 @@ def stream_header(
         frame_count=frame_count,
         pack_id=pack.pack_id,
         pack_hash=bytes(pack.weights_hash(s.grid)),
-        text_codec=m.TextCodec.TOKANS1,
+        text_codec=m.TextCodec.TOKANS1 if text_codec is None else text_codec,
         default_mode=s.mode,
         stream_seed=s.stream_seed(pack.pack_id),
         # No prior: on the default pack's real maps the context coder gains nothing from
@@ -793,6 +803,48 @@ def stream_header(
         prior=(),
         metadata={**(metadata or {}), "encoder": ENCODER_NAME, "keyframe_selection": selection},
     )
+
+
+#: ``text_codec`` names (m3v-encode --text-codec) and their codecs; "auto" chooses per stream.
+TEXT_CODECS = {"tokans-1": "TOKANS1", "lzw": "LZW", "utf8": "UTF8"}
+
+
+def _text_codec(name: str) -> m.TextCodec | None:
+    import m3cvc_format as m
+
+    if name == "auto":
+        return None
+    if name not in TEXT_CODECS:
+        raise CodecError(f"text codec {name!r} is not one of auto, {', '.join(TEXT_CODECS)}")
+    return m.TextCodec[TEXT_CODECS[name]]
+
+
+def choose_text_codec(texts: Iterable[str]) -> m.TextCodec:
+    """The text codec that codes ``texts`` (each on its own, as a stream does) in the fewest
+    bytes; ties go to tokans-1, then LZW.  tokans-1's model was trained on English captions:
+    on other text (another language, or a model's stray bytes) it can spend three times the
+    UTF-8 bytes, where LZW spends about as many (docs/benchmarks.md, description bytes)."""
+    import m3cvc_format as m
+
+    order = (m.TextCodec.TOKANS1, m.TextCodec.LZW, m.TextCodec.UTF8)
+    totals = dict.fromkeys(order, 0)
+    for text in texts:
+        if text:
+            for codec in order:
+                totals[codec] += len(m.encode_text(text, codec))
+    return min(order, key=lambda codec: (totals[codec], order.index(codec)))
+
+
+def _collect(clips: Iterable[CodedClip], total: int, progress: bool) -> list[CodedClip]:
+    bar = _Progress(progress, total, "describing", unit="clip")
+    out = []
+    try:
+        for clip in clips:
+            out.append(clip)
+            bar.update()
+    finally:
+        bar.close()
+    return out
 
 
 def write_stream(

@@ -339,6 +339,34 @@ def test_frame_range_decodes_only_the_clips_it_needs(fake_pack, synthetic, tmp_p
     assert len(seen) == 2  # clip 1 and the keyframe of clip 2 it interpolates towards
 
 
+def test_text_codec_is_chosen_per_stream(fake_pack, synthetic, tmp_path, capsys):
+    """auto: tokans-1 for English, another codec where tokans-1 would spend more (text it was not
+    trained on); the texts come back the same either way, and a forced codec is obeyed."""
+    from m3cvc_codec.encoder import choose_text_codec
+
+    english = ["A white square slides right over a blue floor.", "It slides faster."]
+    chinese = ["一个白色的方块在蓝色的地板上向右滑动。", "它滑得更快了。"]
+    assert choose_text_codec(english) is m.TextCodec.TOKANS1
+    assert choose_text_codec(["", ""]) is m.TextCodec.TOKANS1  # nothing to code: the default
+    chosen = choose_text_codec(chinese)
+    sizes = {c: sum(len(m.encode_text(t, c)) for t in chinese) for c in m.TextCodec}
+    assert chosen is not m.TextCodec.TOKANS1 and sizes[chosen] == min(sizes.values())
+
+    side = tmp_path / "zh.json"
+    side.write_text(json.dumps({"clips": [{"index": 0, "keyframe": chinese[0], "clip": chinese[1]}]}))
+    streams = {}
+    for codec in ("auto", "tokans-1"):
+        out = tmp_path / f"{codec}.m3v"
+        argv = [synthetic, "-o", str(out), *SMALL, "--pack", "test.fake", "--interval", "8", "--texts", str(side)]
+        assert run(cli_encode.main, [*argv, "--text-codec", codec, "-q"], capsys)[0] == 0
+        with m.Reader(out) as r:
+            clip = r.clip(0).decode(r.header)
+            streams[codec] = (r.header.text_codec, out.stat().st_size)
+        assert (clip.keyframe_text, clip.clip_text) == tuple(chinese)
+    assert streams["auto"][0] is chosen and streams["tokans-1"][0] is m.TextCodec.TOKANS1
+    assert streams["auto"][1] < streams["tokans-1"][1]
+
+
 def test_stages_composed_by_hand_give_encode_bytes(fake_pack, synthetic, tmp_path):
     """encode() is the Fig. 1 stages in order: running them by hand writes the same stream."""
     import m3cvc_codec.encoder as enc
