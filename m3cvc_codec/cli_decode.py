@@ -22,6 +22,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", help="video encoder for .mp4/.mkv output (default libx264, CRF 18)")
     p.add_argument("--y4m-444", action="store_true", help="write 4:4:4 y4m instead of 4:2:0 (C420jpeg)")
     p.add_argument("--frames", help="decode only frames A:B (either side may be empty)")
+    p.add_argument(
+        "--partial",
+        action="store_true",
+        help="accept a cut-off stream: decode its intact clips and exit 0 (default: they are decoded and "
+        "written all the same, the cut is reported and the exit status is 1)",
+    )
     add_pack_arguments(
         p, pack_default=None, pack_help="refuse a stream coded with another pack (default: the pack the stream names)"
     )
@@ -55,6 +61,11 @@ def _decode(args: argparse.Namespace) -> int:
             f"at {report.fps} fps from {clips} -> {report.output}",
             file=sys.stderr,
         )
+    if report.shortfall is not None:
+        name = "<stdin>" if args.input == "-" else args.input
+        hint = "" if args.partial else " (--partial accepts a cut stream)"
+        print(f"{PROG}: {name}: {report.shortfall}{hint}", file=sys.stderr)
+        return 0 if args.partial else 1
     return 0
 
 

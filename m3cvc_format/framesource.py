@@ -85,7 +85,8 @@ class FrameSource:
         self._walk: Iterator[ClipRecord] | None = None
         self._ended = False
         self._dropped_end = 0  # streaming: frames before this are gone
-        self._starts: list[int] | None = None  # seekable: first frames of the clips, for bisect
+        # seekable: the index and the first frames of its clips, for bisect
+        self._starts: tuple[list[Any], list[int]] | None = None
         self._lost: dict[int, int] = {}  # seekable, on_damage="skip": damaged clips, by offset
         self._cursor: tuple[int, int, Iterator[Any]] | None = None  # (clip index, next frame in clip, frames)
         self.stats = {"keyframes_decoded": 0, "keyframe_cache_hits": 0, "clips_read": 0, "clips_reconstructed": 0}
@@ -194,11 +195,10 @@ class FrameSource:
             except M3VError as err:
                 if self.reader.on_damage != "skip":
                     raise
-                from .reader import Damage
-
-                offset = err.offset if err.offset is not None else self.reader.index[k].offset
+                entry = self.reader.entry(k)
+                offset = err.offset if err.offset is not None else (entry.offset if entry else self.reader.header_end)
                 self._lost[k] = offset
-                self.reader.damage.append(Damage(offset, err))
+                self.reader._note_damage(offset, err)
                 raise MalformedError(f"clip {k} is damaged: {err}", offset) from err
             self.stats["clips_read"] += 1
             hit = (record, self.reader.chunk_bytes(record))
@@ -236,7 +236,8 @@ class FrameSource:
     def successor(self, k: int) -> ClipRecord | None:
         """Clip k+1's record, or None when the stream has no clip k+1 (end, or lost)."""
         if self.seekable:
-            return self._usable(k + 1) if k + 1 < self.reader.clip_count else None
+            entries = self.reader.index
+            return self._usable(k + 1) if entries and k + 1 <= entries[-1].clip_index else None
         while True:
             if k + 1 in self._records:
                 return self._records[k + 1][0]
@@ -256,20 +257,24 @@ class FrameSource:
                 record = self._records.get(cursor[0], (None,))[0]
                 if record is not None and record.first_frame <= n < record.end_frame:
                     return record
-            entries = self.reader.index
-            if not entries or n >= self.reader.frame_count:
-                return None
-            if self._starts is None:  # once: the index does not change
-                self._starts = [e.first_frame for e in entries]
-            pos = max(bisect.bisect_right(self._starts, n) - 1, 0)
-            if entries[pos].first_frame + entries[pos].frame_count <= n:
-                pos += 1  # a gap (rebuilt index)
-            while pos < len(entries):  # on_damage="skip": a damaged clip's frames are left out
-                record = self._usable(entries[pos].clip_index)
-                if record is not None:
-                    return record
-                pos += 1
-            return None
+            while True:
+                entries = self.reader.index
+                if not entries or n >= self.reader.frame_count:
+                    return None
+                if self._starts is None or self._starts[0] is not entries:  # the index was rebuilt
+                    self._starts = (entries, [e.first_frame for e in entries])
+                pos = max(bisect.bisect_right(self._starts[1], n) - 1, 0)
+                if entries[pos].first_frame + entries[pos].frame_count <= n:
+                    pos += 1  # a gap (rebuilt index)
+                while pos < len(entries):  # on_damage="skip": a damaged clip's frames are left out
+                    record = self._usable(entries[pos].clip_index)
+                    if self.reader.index is not entries:
+                        break  # reading the clip showed the index wrong: look again in the rebuilt one
+                    if record is not None and record.end_frame > n:
+                        return record
+                    pos += 1
+                else:
+                    return None
         if n < self._dropped_end:
             raise MissingIndexError(f"frame {n} was passed: a stream that is not seekable goes forward only")
         while True:

@@ -273,18 +273,27 @@ class ClipRecord:
         from .textcodec import decode_text
 
         index_map = None
+        coder = None
         if self.index_map is not None:
+            coder = self.index_map_coder()
+            if (self.index_map.grid_h, self.index_map.grid_w) != (header.grid_h, header.grid_w):
+                raise MalformedError(
+                    f"clip {self.index} index map is {self.index_map.grid_h}x{self.index_map.grid_w}, "
+                    f"the header's grid is {header.grid_h}x{header.grid_w}",
+                    self.offset,
+                )
             if self.dependent and reference is None:
                 raise MissingReferenceError(
                     f"clip {self.index} is coded against clip {self.index - 1}'s index map, which is not available",
                     self.offset,
                 )
+            assert coder is not None
             index_map = decode_index_map(
                 self.index_map.data,
                 self.index_map.grid_h,
                 self.index_map.grid_w,
                 header.vocab_size,
-                IndexMapCoder(self.index_map.coder),
+                coder,
                 header.prior or None,
                 reference,
             )
@@ -298,8 +307,21 @@ class ClipRecord:
             index_map=index_map,
             seed=self.seed,
             ancillary=self.ancillary,
-            index_map_coder=IndexMapCoder(self.index_map.coder) if self.index_map else None,
+            index_map_coder=coder,
         )
+
+    def index_map_coder(self) -> IndexMapCoder | None:
+        """The index map's coder as a registered value; MalformedError (naming the field and
+        the clip's offset) for a value the registry does not hold (spec/m3v.md §6.5, §12)."""
+        if self.index_map is None:
+            return None
+        try:
+            return IndexMapCoder(self.index_map.coder)
+        except ValueError:
+            raise MalformedError(
+                f"clip {self.index} index map: coder {self.index_map.coder} is not a registered index-map coder",
+                self.offset,
+            ) from None
 
 
 def decode_with_references(

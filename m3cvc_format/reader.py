@@ -7,6 +7,7 @@ goes) before anything of that size is built.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,8 @@ class Reader:
         self.damage: list[Damage] = []
         self.truncated = False
         self._index: list[IndexEntry] | None = None
+        self._positions: dict[int, int] = {}  # clip index -> position in _index
+        self._tail_seen = False  # a walk over the chunks ended at a TAIL chunk
         self._index_source: str | None = None
         self.index_offset: int | None = None
         # The PRMT chunk (spec §4.3): found by the first walk over the chunks before the first
@@ -229,6 +232,7 @@ class Reader:
                     end = pos + chunk.size
                     if self._src.peek(end, 1):
                         raise MalformedError("data follows the TAIL chunk", end)
+                    self._tail_seen = True
                     return
                 if t == ChunkType.INDX:
                     self.index_offset = pos
@@ -316,20 +320,41 @@ class Reader:
 
     @property
     def index(self) -> list[IndexEntry]:
-        """Clip index: from INDX via the TAIL when intact, else rebuilt by scanning."""
+        """Clip index: from INDX via the TAIL when intact, else rebuilt by scanning.
+
+        A clip the index disagrees with, found when :meth:`clip` reads it, makes the reader
+        drop the trailer's index and rebuild it (spec/m3v.md §7.2, §9, §12): the list this
+        property returns can then change once, from the trailer's to the rebuilt one.  A rebuilt
+        index leaves out clips lost to damage, so a clip's position in it is not always its
+        ``clip_index``: look clips up with :meth:`entry` or :meth:`clip`."""
         if self._index is None:
             entries = self._index_from_trailer() if self.seekable else None
             if entries is None:
                 if not self.seekable:
                     raise MissingIndexError("random access needs a seekable stream", None)
-                entries = [
-                    IndexEntry(r.index, r.offset, r.first_frame, r.frame_count) for r in self.clips(on_damage="skip")
-                ]
-                self._index_source = "scan"
+                self._rebuild_index()
             else:
                 self._index_source = "trailer"
-            self._index = entries
+                self._set_index(entries)
+        assert self._index is not None
         return self._index
+
+    def _set_index(self, entries: list[IndexEntry]) -> None:
+        self._index = entries
+        self._positions = {e.clip_index: i for i, e in enumerate(entries)}
+
+    def _rebuild_index(self) -> None:
+        """The index rebuilt by reading the chunks in order (spec/m3v.md §9)."""
+        self._set_index(
+            [IndexEntry(r.index, r.offset, r.first_frame, r.frame_count) for r in self.clips(on_damage="skip")]
+        )
+        self._index_source = "scan"
+
+    def entry(self, k: int) -> IndexEntry | None:
+        """Clip ``k``'s index entry; None when the index does not hold it (lost to damage)."""
+        entries = self.index
+        pos = self._positions.get(k)
+        return None if pos is None else entries[pos]
 
     def _index_from_trailer(self) -> list[IndexEntry] | None:
         size = self.size
@@ -365,6 +390,14 @@ class Reader:
         return entries
 
     @property
+    def terminated(self) -> bool:
+        """Whether the stream is known to end with its INDX and TAIL chunks (spec/m3v.md §2):
+        a walk over the chunks (:meth:`clips`) ended at the TAIL, or the index was found
+        through it.  A stream cut anywhere before the TAIL's last byte, even just after its
+        INDX chunk, is not terminated."""
+        return self._tail_seen or self._index_source == "trailer"
+
+    @property
     def index_source(self) -> str:
         """Where the index came from: "trailer" (INDX via TAIL), "scan" (rebuilt), "none" (a pipe)."""
         if not self.seekable:
@@ -384,21 +417,69 @@ class Reader:
         return entries[-1].first_frame + entries[-1].frame_count if entries else 0
 
     def clip(self, k: int) -> ClipRecord:
-        """Clip ``k`` by random access: one read of its chunk once the index is known."""
+        """Clip ``k`` (its ``clip_index``) by random access: one read of its chunk once the
+        index is known.
+
+        The clip read must be the one its index entry describes (clip index, first frame and
+        frame count); when the index came from the trailer and the clip is not (or cannot be
+        read there), the trailer's index is dropped, the problem recorded in :attr:`damage`,
+        and the index rebuilt by scanning (spec/m3v.md §7.2, §12) before clip ``k`` is looked
+        up again.  IndexError for a ``k`` outside the stream's clips; MalformedError for a clip
+        inside them that the (rebuilt) index lacks, lost to damage."""
         entries = self.index
-        if not 0 <= k < len(entries):
-            raise IndexError(f"clip {k} out of range 0..{len(entries) - 1}")
-        entry = entries[k]
-        end = entries[k + 1].offset if k + 1 < len(entries) else (self.index_offset or self.size)
+        try:
+            return self._clip_by_index(k)
+        except M3VError as err:
+            if self._index_source != "trailer":
+                raise
+            self._note_damage(err.offset if err.offset is not None else self.header_end, err)
+            self._rebuild_index()
+            if self.entry(k) is None and entries and 0 <= k <= entries[-1].clip_index:
+                raise  # the trailer's index holds it, the rebuilt one does not: the clip is damaged
+        return self._clip_by_index(k)
+
+    def _clip_by_index(self, k: int) -> ClipRecord:
+        entries = self.index
+        pos = self._positions.get(k)
+        if pos is None:
+            last = entries[-1].clip_index if entries else -1
+            if not 0 <= k <= last:
+                raise IndexError(f"clip {k} out of range 0..{last}")
+            following = entries[bisect.bisect_left([e.clip_index for e in entries], k)]
+            raise MalformedError(
+                f"clip {k} is not in the stream: lost to damage before clip {following.clip_index}", following.offset
+            )
+        entry = entries[pos]
+        end = entries[pos + 1].offset if pos + 1 < len(entries) else (self.index_offset or self.size)
         assert end is not None  # the index is there: the source is seekable, its size known
+        if end <= entry.offset:
+            raise MalformedError(f"index entry {k} is out of order", entry.offset)
         self._src.peek(entry.offset, end - entry.offset, readahead=0)  # the one read of this clip
         chunk = self._chunk_at(entry.offset)
         if chunk is None or chunk.chunk_type != ChunkType.CLIP:
             raise MalformedError(f"index entry {k} does not point at a CLIP chunk", entry.offset)
         record = parse_clip(chunk.payload, entry.offset, chunk.size, self.header.version[1])
-        if record.index != k or record.first_frame != entry.first_frame:
-            raise MalformedError(f"index entry {k} disagrees with the clip it points at", entry.offset)
+        if (record.index, record.first_frame, record.frame_count) != (k, entry.first_frame, entry.frame_count):
+            raise MalformedError(
+                f"index entry {k} (frames {entry.first_frame}+{entry.frame_count}) disagrees with the clip it "
+                f"points at (clip {record.index}, frames {record.first_frame}+{record.frame_count})",
+                entry.offset,
+            )
+        if pos + 1 == len(entries) and self._index_source == "trailer":
+            self._check_nothing_unindexed(entry.offset + chunk.size, end)
         return record
+
+    def _check_nothing_unindexed(self, pos: int, end: int) -> None:
+        """Between the last indexed clip and the INDX chunk only ancillary chunks may lie: a
+        CLIP there means the index does not list every clip (spec/m3v.md §7.2).  The bytes are
+        those the read of the last clip fetched."""
+        while pos < end:
+            chunk = self._chunk_at(pos)
+            if chunk is None:
+                return
+            if chunk.chunk_type == ChunkType.CLIP:
+                raise MalformedError("a CLIP chunk follows the last clip the index lists", pos)
+            pos += chunk.size
 
     def decode_clip(self, k: int, maps: dict[int, Any] | None = None) -> Clip:
         """Clip ``k`` by random access with texts and index map decoded.
@@ -438,12 +519,10 @@ class Reader:
 
     def clip_at_frame(self, frame: int) -> int:
         """Index of the clip that holds ``frame``."""
-        import bisect
-
         entries = self.index
         if not entries or not 0 <= frame < self.frame_count:
             raise IndexError(f"frame {frame} is outside the stream")
-        return bisect.bisect_right([e.first_frame for e in entries], frame) - 1
+        return entries[bisect.bisect_right([e.first_frame for e in entries], frame) - 1].clip_index
 
 
 class _Anchored:

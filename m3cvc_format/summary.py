@@ -80,7 +80,7 @@ def summarize(src: Any, *, on_damage: str = "raise") -> StreamSummary:
         prompts = reader.prompts  # the clip walk kept the PRMT chunk (a pipe cannot go back)
         prompts_bytes = reader.prompts_bytes
         total = reader.bytes_seen  # a pipe has been read to its end by now
-        terminated = reader.index_offset is not None and not reader.truncated
+        terminated = reader.terminated and not reader.truncated
         index_source = reader.index_source
         if index_source == "trailer":
             _check_index(reader.index, clips)
@@ -184,7 +184,10 @@ def verify(summary: StreamSummary) -> None:
         try:
             decoder.decode(clip)
         except M3VError as err:
-            raise type(err)(f"clip {clip.index}: {err.message}", clip.offset) from None
+            message = (
+                err.message if err.message.startswith(f"clip {clip.index} ") else f"clip {clip.index}: {err.message}"
+            )
+            raise type(err)(message, clip.offset) from None
     h = summary.header
     if summary.terminated and h.frame_count and h.frame_count != summary.frames:
         raise MalformedError(f"header declares {h.frame_count} frames, the clips hold {summary.frames}")
