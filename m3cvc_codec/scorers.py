@@ -68,13 +68,18 @@ def _params(p: KeyframeParams) -> dict[str, float]:
 
 
 class PackScorer:
-    """The pack's own scorers, unchanged (the default)."""
+    """The pack's own scorers, unchanged (the default).  Its :attr:`default_params` are the
+    pack's ``selection_defaults`` where the pack has them (the full pack's CLIP + flow
+    scorers: :class:`ClipScorer`'s calibration), else :class:`~m3cvc_codec.keyframes.KeyframeParams`'."""
 
     name = "pack"
     default_params: Mapping[str, float] = _params(KeyframeParams())
 
     def __init__(self, pack: Pack) -> None:
         self.pack = pack
+        defaults = getattr(pack, "selection_defaults", None)
+        if defaults is not None:
+            self.default_params = {k: float(defaults[k]) for k in ("lambda1", "lambda2", "threshold")}
 
     def embed(self, frames: np.ndarray) -> np.ndarray:
         return self.pack.embed(frames)

@@ -1,0 +1,298 @@
+"""The full pack (m3cvc_codec.packs.full): registration, configuration, weights hash, options,
+one-line errors, and m3v-encode -> m3v-info --verify -> m3v-decode end to end on the tiny
+random-weight models of tools/make_tiny_models.py (SD 1.5 keyframe codec, LTX-Video clips)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, make_clips, make_header
+
+import m3cvc_format as m
+from m3cvc_codec import cli_decode, cli_encode, cli_play
+from m3cvc_codec.models.hub import MissingExtraError, ModelError
+from m3cvc_codec.packs import PackConfig, PackError, RuntimeOptions, available_packs, load_pack
+from m3cvc_codec.packs.full import TRAINED_COMPONENTS, FullPack
+from m3cvc_codec.scorers import PackScorer
+from m3cvc_format import cli_info
+
+SAMPLE = ROOT / "docs" / "sample" / "sample.webm"
+KEYFRAME_TINY = "m3cvc/keyframe-tiny"  # tools/tiny_models/sd.py
+
+
+def tiny_config(folder: Path, backend: str = "ltx") -> Path:
+    """A pack config for the tiny models: the default one with our trained weights pointing at
+    the tiny keyframe folder (found under --models), 2 diffusion steps everywhere, and the clip
+    backend ``backend`` (sparsectrl: AnimateDiff on the tiny SD 1.5 parts, 8 frames at most)."""
+    data = FullPack.default_config().to_dict()
+    comps = data["components"]
+    comps["keyframe_tokenizer_1/16"] = {"source": f"{KEYFRAME_TINY}/tokenizer_1-16"}
+    comps["keyframe_tokenizer_1/8"] = {"source": f"{KEYFRAME_TINY}/tokenizer_1-8"}
+    comps["keyframe_unet"] = {"source": f"{KEYFRAME_TINY}/unet"}
+    data["settings"]["keyframe"]["steps"] = 2
+    data["settings"]["clips"].update(steps=2, backend=backend)
+    if backend == "sparsectrl":
+        data["settings"]["clips"]["max_frames"] = 8
+        for names in data["grids"].values():
+            names.remove("video")
+            names += ["motion_adapter", "sparse_controlnet"]
+    path = folder / f"tiny-{backend}.json"
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+def full_stream(path: Path, **header) -> Path:
+    fields = dict(width=64, height=64, grid_h=4, grid_w=4, vocab_size=256, pack_id="full")
+    fields.update(header)
+    h = make_header(**fields)
+    with open(path, "wb") as f:
+        m.write(f, h, make_clips(h, 2))
+    return path
+
+
+def run(main, argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+# -- registration, configuration -----------------------------------------------------------
+
+
+def test_import_loads_no_torch():
+    code = "import sys, m3cvc_codec.packs.full; bad = {'torch', 'diffusers', 'transformers'} & set(sys.modules); assert not bad, bad"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_registered_as_pack_and_frame_decoder():
+    assert "full" in available_packs()
+    assert "full" in m.available_frame_decoders()
+    pack = load_pack("full", cache=None)
+    assert isinstance(pack, FullPack)
+    assert [(g.name, g.downsample, g.vocab_size) for g in pack.grids] == [("1/16", 16, 256), ("1/8", 8, 256)]
+
+
+def test_default_config_names_every_model():
+    config = FullPack.default_config()
+    assert config.pack_id == "full"
+    sd = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    for part in ("vae", "unet", "text_encoder", "tokenizer", "scheduler"):
+        assert (config.components[part].source, config.components[part].subfolder) == (sd, part)
+    assert config.components["video"].source == "Lightricks/LTX-Video-0.9.5"
+    assert set(TRAINED_COMPONENTS) <= set(config.components)
+    assert "keyframe_tokenizer_1/16" in config.grids["1/16"] and "keyframe_tokenizer_1/8" not in config.grids["1/16"]
+    assert config.settings["keyframe"]["steps"] == 25 and config.settings["clips"]["backend"] == "ltx"
+
+
+def test_weights_hash_covers_the_grids_components(tmp_path):
+    pack = FullPack()
+    a, b = (pack.weights_hash(g) for g in pack.grids)
+    assert len(a) == 32 and a != b
+    data = FullPack.default_config().to_dict()
+    data["components"]["vae"]["revision"] = "0123abc"
+    other = FullPack(PackConfig.from_dict(data))
+    assert other.weights_hash(pack.grids[0]) != a
+    data = FullPack.default_config().to_dict()
+    data["components"]["clip"]["source"] = "someone/else"  # selection only: not in the hash
+    assert FullPack(PackConfig.from_dict(data)).weights_hash(pack.grids[0]) == a
+
+
+def test_selection_defaults_reach_the_pack_scorer():
+    assert dict(PackScorer(FullPack()).default_params) == {"lambda1": 3.0, "lambda2": 0.015, "threshold": 0.35}
+    assert PackScorer(load_pack("lite")).default_params["lambda1"] == 10.0  # the lite pack keeps its own
+
+
+@pytest.mark.parametrize(
+    ("change", "options", "message"),
+    [
+        ({}, RuntimeOptions(dtype="float16"), "float16 needs a GPU"),
+        ({"clips": {"backend": "sora"}}, None, "clip backend 'sora'"),
+        ({"clips": "ltx"}, None, "settings.clips must be an object"),
+    ],
+)
+def test_refused_options(change, options, message):
+    data = FullPack.default_config().to_dict()
+    data["settings"].update(change)
+    with pytest.raises(PackError, match=message):
+        FullPack(PackConfig.from_dict(data), options)
+
+
+def test_grid_list_must_cover_the_clip_model():
+    data = FullPack.default_config().to_dict()
+    data["settings"]["clips"]["backend"] = "sparsectrl"
+    with pytest.raises(PackError, match="grid '1/16' does not list 'motion_adapter'"):
+        FullPack(PackConfig.from_dict(data))
+
+
+def test_unknown_grid_in_config():
+    data = FullPack.default_config().to_dict()
+    data["grids"]["1/4"] = ["vae"]
+    with pytest.raises(PackError, match="grid '1/4'"):
+        FullPack(PackConfig.from_dict(data))
+
+
+# -- one-line errors ---------------------------------------------------------------------
+
+
+def test_missing_trained_weights_is_one_line():
+    pack = FullPack()
+    frame = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(PackError, match=r"trained weights 'keyframe_tokenizer_1/16'.*tools/train_full.py") as info:
+        pack.encode_keyframe(frame, pack.grids[0])
+    assert "\n" not in str(info.value)
+
+
+def test_missing_trained_weights_through_the_cli(tmp_path, capsys):
+    """m3v-decode of a full-pack stream with the default config (no trained weights)."""
+    stream = full_stream(tmp_path / "s.m3v")
+    code, _, err = run(cli_decode.main, [stream, "-o", tmp_path / "out.y4m", "-q"], capsys)
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1 and "tools/train_full.py" in err
+
+
+def test_missing_model_is_one_line(tmp_path):
+    data = FullPack.default_config().to_dict()
+    data["components"]["clip"]["source"] = "nobody/no-clip"
+    pack = FullPack(PackConfig.from_dict(data), RuntimeOptions(models_dir=str(tmp_path)))
+    with pytest.raises(ModelError, match="'nobody/no-clip' is not in the models folder") as info:
+        pack.embed(np.zeros((1, 32, 32, 3), np.uint8))
+    assert "\n" not in str(info.value)
+
+
+def test_missing_models_through_the_cli(tmp_path, capsys):
+    """m3v-encode --pack full with an empty models folder: one line naming the first model
+    needed (CLIP, for keyframe selection) and how to get it."""
+    empty = tmp_path / "models"
+    empty.mkdir()
+    argv = [SAMPLE, "-o", tmp_path / "a.m3v", "--pack", "full", "--pack-config", tiny_config(tmp_path)]
+    code, _, err = run(cli_encode.main, [*argv, "--models", empty, "--size", "64x64", "-q"], capsys)
+    last = err.strip().splitlines()[-1]  # before it, at most the flow backend's one logged line
+    assert code == 1 and len(err.strip().splitlines()) <= 2
+    assert "'openai/clip-vit-base-patch32' is not in the models folder" in last and "hf download" in last
+
+
+def test_missing_extra(monkeypatch, tmp_path, capsys):
+    """Without the full extra the pack (and a full-pack stream) gives one line naming it."""
+    import importlib.util
+
+    import m3cvc_codec.packs.full as full
+    from m3cvc_codec.packs import DEFAULT_CACHE
+
+    DEFAULT_CACHE.clear()  # a pack built by an earlier test would not be built again
+    real = importlib.util.find_spec
+    monkeypatch.setattr(full.importlib.util, "find_spec", lambda n, *a: None if n == "diffusers" else real(n, *a))
+    with pytest.raises(MissingExtraError, match=r"needs diffusers \(the full extra\)"):
+        FullPack()
+    stream = full_stream(tmp_path / "s.m3v")
+    code, _, err = run(cli_decode.main, [stream, "-o", tmp_path / "out.y4m", "-q"], capsys)
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "m3cvc[full]" in err
+
+
+def test_stream_of_another_pack_config(tmp_path, tiny_models):
+    """The weights hash in the header is checked: a stream coded with other weights is refused."""
+    stream = full_stream(tmp_path / "s.m3v", pack_hash=bytes(range(32)))
+    with m.Reader(stream) as reader, pytest.raises(PackError, match="decoding would give wrong frames"):
+        from m3cvc_codec.clip_decoder import ClipDecoder
+
+        ClipDecoder(reader.header, pack_config=tiny_config(tmp_path), options=RuntimeOptions(models_dir=tiny_models))
+
+
+# -- end to end on the tiny models ---------------------------------------------------------
+
+
+def _frames(folder: Path) -> np.ndarray:
+    import cv2
+
+    files = sorted(folder.glob("*.png"))
+    return np.stack([cv2.imread(str(f))[:, :, ::-1] for f in files])
+
+
+@pytest.mark.parametrize("backend", ["ltx", "sparsectrl"])
+def test_encode_verify_decode_end_to_end(tiny_models, tmp_path, capsys, backend):
+    """m3v-encode --pack full --pack-config tiny.json --models DIR -> m3v-info --verify ->
+    m3v-decode on a short real clip: the frame count and size the stream says, and (LTX) the
+    same bytes and frames every time (same input, config, seed, device), and the same frames
+    through the PyAV facade; m3v-play plays it."""
+    config = tiny_config(tmp_path, backend)
+    common = ["--pack", "full", "--pack-config", config, "--models", tiny_models]
+    encode = [SAMPLE, *common, "--size", "64x64", "--fps", "2", "--max-clip", "6", "-q"]
+    first, again = tmp_path / "a.m3v", tmp_path / "b.m3v"
+    assert run(cli_encode.main, [*encode, "-o", first], capsys)[0] == 0
+    if backend == "ltx":
+        assert run(cli_encode.main, [*encode, "-o", again], capsys)[0] == 0
+        assert first.read_bytes() == again.read_bytes()
+
+    code, text, _ = run(cli_info.main, ["--verify", first], capsys)
+    assert code == 0 and "verify      ok" in text, text
+    with m.Reader(first) as reader:
+        header, total, clips = reader.header, reader.frame_count, reader.clip_count
+    assert header.pack_id == "full" and (header.grid_h, header.grid_w) == (4, 4) and header.vocab_size == 256
+    assert header.pack_hash == FullPack(PackConfig.from_file(config)).weights_hash(FullPack.grids[0])
+    assert clips >= 2
+
+    outs = []
+    for name in ("x", "y") if backend == "ltx" else ("x",):
+        out = tmp_path / name
+        assert run(cli_decode.main, [first, "-o", out, *common, "-q"], capsys)[0] == 0
+        outs.append(_frames(out))
+    assert outs[0].shape == (total, 64, 64, 3)
+    if backend != "ltx":
+        return
+    assert np.array_equal(outs[0], outs[1])
+    # the PyAV facade and the player decode the same stream through the same pack
+    from m3cvc_codec.clip_decoder import ClipDecoder
+
+    decoder = ClipDecoder(header, pack_config=config, options=RuntimeOptions(models_dir=str(tiny_models)))
+    with m.open(str(first), frame_decoder=decoder) as container:
+        facade = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    assert np.array_equal(facade, outs[0])
+    code, text, err = run(cli_play.main, [first, "--headless", "--speed", "1000", *common], capsys)
+    assert code == 0, err
+
+
+def test_latency_bench_full_stages(tiny_models, tmp_path, capsys):
+    """tools/bench/latency.py's keyframe and clips stages on the tiny models: one row per stage,
+    with its time and peak memory."""
+    from conftest import _load_tool
+
+    bench = _load_tool("bench/latency")
+    out = tmp_path / "rows.json"
+    argv = ["--models", tiny_models, "--pack-config", tiny_config(tmp_path), "--stages", "keyframe,clips"]
+    argv += ["--video", SAMPLE, "--size", "64x64", "--frames", "4", "--clip-frames", "3", "--no-doc", "--json", out]
+    assert bench.main([str(a) for a in argv]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["stage"].split(" (")[0] for r in rows] == ["keyframe encode", "keyframe decode", "clip reconstruction"]
+    assert all(r["ms"] > 0 and r["peak_mib"] > 0 for r in rows)
+    assert "| keyframe decode (2 steps) |" in capsys.readouterr().out
+
+
+def test_keyframe_codec_through_the_pack(tiny_models, tmp_path):
+    """encode/decode through FullPack on the tiny models: shapes, determinism, index reuse."""
+    pack = FullPack(PackConfig.from_file(tiny_config(tmp_path)), RuntimeOptions(models_dir=str(tiny_models)))
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    grid = pack.grid("1/16")
+    indices = pack.encode_keyframe(frame, grid)
+    assert indices.shape == (4, 6) and indices.dtype == np.int64
+    assert np.array_equal(pack.encode_keyframe_near(frame, grid, indices, 0.0), indices)
+    other = (indices + 1) % 256
+    assert np.array_equal(pack.encode_keyframe_near(frame, grid, other, 1e9), other)  # any cost: reuse all
+    kept = pack.encode_keyframe_near(frame, grid, other, 0.0)
+    assert np.array_equal(kept, indices) or (kept != indices).sum() < indices.size // 4  # only exact ties kept
+    a = pack.decode_keyframe(indices, grid, "a red house", 7)
+    assert a.shape == (64, 96, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, pack.decode_keyframe(indices, grid, "a red house", 7))
+    with pytest.raises(ValueError, match="multiple of the grid's downsample"):
+        pack.encode_keyframe(frame[:60], grid)
+    with pytest.raises(ValueError, match="vocabulary"):
+        pack.decode_keyframe(indices + 256, grid, "", 0)
+    clip = list(pack.reconstruct_clip(a, a, "the camera pans", 3, 5))
+    assert len(clip) == 3 and all(f.shape == a.shape and f.dtype == np.uint8 for f in clip)
+    predicted = list(pack.reconstruct_clip(a, None, "the camera pans", 2, 5))
+    assert len(predicted) == 2
