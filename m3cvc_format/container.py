@@ -13,32 +13,44 @@ Code written for ``av.open`` runs unchanged on an `.m3v` file::
 
 Frames are decoded clip by clip through :class:`~m3cvc_format.framesource.FrameSource`
 (keyframes from the frame decoder registered for the stream's pack, kept in an LRU cache), so
-seeking and decoding a range touch only the clips involved.  One packet is one clip: its CLIP
-chunk's bytes.  What matches PyAV and what does not: docs/pyav-compat.md.
+seeking and decoding a range touch only the clips involved.  ``demux()`` gives one packet per
+frame (the first frame of a clip carries the clip's CLIP chunk and is the clip's only keyframe;
+the others are empty but timed), or one per clip with ``open(..., packets="clip")``.  Errors
+are both the project's classes and PyAV's (:mod:`m3cvc_format.pyav_errors`).  What matches
+PyAV and what does not: docs/pyav-compat.md.
 
-PyAV (``av``) and numpy are imported only when frames or packets are produced.
+PyAV (``av``) and numpy are imported only when frames, packets, PyAV's enums or errors are
+produced.
 """
 
 from __future__ import annotations
 
+import builtins
 import math
 import numbers
+import os
 from collections.abc import Iterator, Mapping
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from .constants import Mode
+from .framedecoders import DecoderNotFoundError
 from .framesource import DEFAULT_CACHE_SIZE, FrameSource
 from .framing import parse_clip_chunk
 from .model import ClipRecord
+from .opener import EBML_MAGIC
+from .pyav_errors import pyav_errors
 
 if TYPE_CHECKING:
     from .framedecoders import FrameDecoder
 
 __all__ = [
     "TIME_BASE",
+    "ClosedContainerError",
     "CodecContext",
     "ContainerFormat",
+    "IndexEntries",
+    "IndexEntry",
     "InputContainer",
     "Packet",
     "StreamContainer",
@@ -50,6 +62,13 @@ __all__ = [
 TIME_BASE = 1_000_000
 
 _FORMATS = (None, "m3v", "matroska", "mkv", "webm")
+_PACKETS = ("frame", "clip")
+
+#: FFmpeg's AVDISCARD values (``av.stream.Discard``), honoured by demux() and decode().
+_DISCARD_DEFAULT, _DISCARD_NONINTRA, _DISCARD_NONKEY, _DISCARD_ALL = 0, 24, 32, 48
+#: FFmpeg's "unknown"/"unspecified" values of the codec context fields nothing here sets.
+_LEVEL_UNKNOWN = -99
+_UNSPECIFIED = 2  # AVCOL_PRI / AVCOL_TRC / AVCOL_SPC _UNSPECIFIED
 
 
 def open(
@@ -70,6 +89,7 @@ def open(
     cache_size: int = DEFAULT_CACHE_SIZE,
     on_damage: str = "raise",
     frame_decoder: FrameDecoder | None = None,
+    packets: str = "frame",
 ) -> InputContainer:
     """Open an `.m3v` stream for reading, with ``av.open``'s signature and a PyAV-style result.
 
@@ -80,9 +100,14 @@ def open(
     for more data up to ``timeout`` seconds (PyAV's read timeout; a ``(open, read)`` pair is
     accepted) before taking its end as final; ``cache_size`` is the number of decoded keyframes
     kept; ``on_damage`` is the Reader's policy (``"raise"`` or ``"skip"``); ``frame_decoder``
-    replaces the decoder registered for the stream's pack.  ``mode`` must be ``"r"`` (or None):
-    there is no writing through this API.  The PyAV options that configure FFmpeg are accepted
-    and ignored."""
+    replaces the decoder registered for the stream's pack; ``packets`` is what ``demux()``
+    yields a packet for: ``"frame"`` (default, as FFmpeg) or ``"clip"``.  ``mode`` must be
+    ``"r"`` (or None): there is no writing through this API.  The PyAV options that configure
+    FFmpeg are accepted and ignored.
+
+    A missing, unreadable or damaged input raises an error that is both the project's class
+    (an :class:`~m3cvc_format.M3VError`, or the built-in OSError) and PyAV's
+    (``av.InvalidDataError``, ``av.FileNotFoundError``...), as :mod:`.pyav_errors` makes them."""
     if mode not in (None, "r", "rb"):
         raise ValueError(
             f"m3cvc_format.open reads only (mode {mode!r}); write streams with m3cvc_format.Writer "
@@ -90,24 +115,52 @@ def open(
         )
     if format not in _FORMATS:
         raise ValueError(f"format {format!r} is not one m3cvc_format.open reads (m3v, or matroska holding one)")
+    if packets not in _PACKETS:
+        raise ValueError(f"packets must be one of {_PACKETS}, not {packets!r}")
     if isinstance(timeout, (tuple, list)):
         timeout = timeout[1] if len(timeout) > 1 else timeout[0]
-    source = FrameSource.open(
-        file,
-        follow=follow,
-        timeout=timeout,
-        on_damage=on_damage,
-        sniff_mkv=format != "m3v",
-        decoder=frame_decoder,
-        cache_size=cache_size,
-    )
+    is_path = isinstance(file, (str, os.PathLike)) and os.fspath(file) != "-"
+    if not is_path and not isinstance(file, (bytes, bytearray, memoryview)) and hasattr(file, "read"):
+        readable = getattr(file, "readable", None)
+        if readable is not None and not readable():  # PyAV's check and message
+            raise ValueError("File object has no read() method, or readable() returned False.")
+    name = str(os.fspath(file)) if is_path else str(getattr(file, "name", "<stream>"))
+    with pyav_errors(name):
+        source = FrameSource.open(
+            file,
+            follow=follow,
+            timeout=timeout,
+            on_damage=on_damage,
+            sniff_mkv=format != "m3v",
+            decoder=frame_decoder,
+            cache_size=cache_size,
+        )
+    mkv_size: int | None = None
+    if format != "m3v":  # the Matroska file's own size, not that of the stream attached to it
+        if is_path and not follow and "://" not in name:  # a local file (not a URL)
+            try:
+                with builtins.open(file, "rb") as f:  # open() is shadowed here
+                    if f.read(4) == EBML_MAGIC:
+                        mkv_size = os.fstat(f.fileno()).st_size
+            except OSError:  # gone since: the stream read is what there is
+                pass
+        elif isinstance(file, (bytes, bytearray, memoryview)) and bytes(file[:4]) == EBML_MAGIC:
+            mkv_size = len(file)
     return InputContainer(
         source,
-        name=getattr(source.reader, "name", str(file)),
+        name=getattr(source.reader, "name", name),
         options=options,
         container_options=container_options,
         stream_options=stream_options,
+        packets=packets,
+        matroska=(file if is_path else None, mkv_size) if mkv_size is not None else None,
+        file=None if is_path or isinstance(file, (bytes, bytearray, memoryview)) else file,
     )
+
+
+class ClosedContainerError(ValueError, AssertionError):
+    """A closed container was used: a ValueError, as for a closed file, and an AssertionError,
+    as PyAV raises."""
 
 
 class ContainerFormat:
@@ -122,7 +175,7 @@ class ContainerFormat:
     no_file = False
 
     def __repr__(self) -> str:
-        return f"<m3cvc_format.ContainerFormat {self.name!r}>"
+        return f"<av.ContainerFormat {self.name!r}>"
 
 
 class _Codec:
@@ -131,9 +184,14 @@ class _Codec:
     type = "video"
     is_decoder = True
     is_encoder = False
+    mode = "r"
 
     def __repr__(self) -> str:
-        return f"<m3cvc_format.Codec {self.name!r}>"
+        return f"<av.Codec {self.name} mode='r'>"
+
+
+def _selected(value: Any) -> Iterator[Any]:
+    return iter(value if isinstance(value, (list, tuple)) else (value,))
 
 
 class StreamContainer:
@@ -182,10 +240,11 @@ class StreamContainer:
     def _add_kind(self, out: list[VideoStream], kind: str, value: Any) -> None:
         if value is None:
             return
+        kind = {"subtitle": "subtitles", "attachment": "attachments"}.get(kind, kind)
         if kind not in ("video", "audio", "subtitles", "data", "attachments", "other"):
             raise ValueError(f"unknown stream type {kind!r}")
         streams = getattr(self, kind)
-        for i in value if isinstance(value, (list, tuple)) else (value,):
+        for i in _selected(value):
             out.append(streams[i])  # IndexError, as PyAV, for a stream that is not there
 
     def get(self, *args: Any, **kwargs: Any) -> list[VideoStream]:
@@ -202,44 +261,129 @@ class StreamContainer:
 
     def best(self, kind: str) -> VideoStream | None:
         """The stream of type ``kind`` ("video"); None if there is none."""
+        kind = {"subtitle": "subtitles", "attachment": "attachments"}.get(kind, kind)
         streams = getattr(self, kind, None)
         if streams is None:
             raise ValueError(f"unknown stream type {kind!r}")
         return streams[0] if streams else None
 
 
-class CodecContext:
-    """``stream.codec_context``: the m3v decoder's settings (read side of PyAV's VideoCodecContext).
+class IndexEntry:
+    """One entry of ``stream.index_entries``: a clip's CLIP chunk, the stream's keyframes."""
 
-    ``thread_type`` and ``thread_count`` are accepted and ignored; ``skip_frame = "NONKEY"``
-    makes decoding yield the clips' keyframes only (no clip reconstruction)."""
+    __slots__ = ("flags", "min_distance", "pos", "size", "timestamp")
+
+    def __init__(self, pos: int, timestamp: int, size: int) -> None:
+        self.pos = pos
+        self.timestamp = timestamp
+        self.size = size
+        self.flags = 1  # AVINDEX_KEYFRAME: every clip starts at a keyframe
+        self.min_distance = 0
+
+    is_keyframe = property(lambda self: bool(self.flags & 1))
+    is_discard = property(lambda self: bool(self.flags & 2))
+
+    def __repr__(self) -> str:
+        return (
+            f"<av.IndexEntry pos={self.pos} timestamp={self.timestamp} flags={self.flags} "
+            f"size={self.size} min_distance={self.min_distance}>"
+        )
+
+
+class IndexEntries:
+    """``stream.index_entries`` (PyAV's IndexEntries): one entry per clip, from the stream's
+    index (a stream that is not seekable: the clips read so far)."""
+
+    def __init__(self, stream: VideoStream) -> None:
+        self._stream = stream
+
+    def _entries(self) -> list[IndexEntry]:
+        container = self._stream.container
+        with pyav_errors(container.name):
+            return self._read_entries(container._live_source())
+
+    def _read_entries(self, source: FrameSource) -> list[IndexEntry]:
+        fd = self._stream._frame_duration
+        reader = source.reader
+        if source.seekable:
+            entries = reader.index
+            ends = [e.offset for e in entries[1:]] + [reader.index_offset or reader.size or 0]
+            return [IndexEntry(e.offset, e.first_frame * fd, max(end - e.offset, 0)) for e, end in zip(entries, ends)]
+        return [IndexEntry(r.offset, r.first_frame * fd, r.size) for r, _ in source._records.values()]
+
+    def __len__(self) -> int:
+        return len(self._entries())
+
+    def __iter__(self) -> Iterator[IndexEntry]:
+        return iter(self._entries())
+
+    def __getitem__(self, index: Any) -> Any:
+        entries = self._entries()
+        if isinstance(index, slice):
+            return entries[index]
+        if not isinstance(index, numbers.Integral):
+            raise TypeError("index entries are indexed by integers or slices")
+        if not -len(entries) <= int(index) < len(entries):
+            raise IndexError("index entry out of range")
+        return entries[index]
+
+    def search_timestamp(self, timestamp: int, *, backward: bool = True, any_frame: bool = False) -> int:
+        """The entry for ``timestamp`` (stream time base), as FFmpeg's
+        ``av_index_search_timestamp``: the last at or before it (``backward``), else the first
+        at or after it; -1 when there is none.  Every entry is a keyframe, so ``any_frame``
+        changes nothing."""
+        stamps = [e.timestamp for e in self._entries()]
+        if backward:
+            found = [i for i, t in enumerate(stamps) if t <= timestamp]
+            return found[-1] if found else -1
+        return next((i for i, t in enumerate(stamps) if t >= timestamp), -1)
+
+
+class CodecContext:
+    """``stream.codec_context``: the m3v decoder (read side of PyAV's VideoCodecContext).
+
+    Like FFmpeg's decoder it takes packets one at a time and holds a clip's frames until the
+    clip is complete (the next clip's keyframe packet, or a flush with None), so a caller
+    decoding packet by packet flushes at the end, as with any codec that delays frames.
+    ``thread_type`` and ``thread_count`` are PyAV's and ignored (clips decode one at a time);
+    ``skip_frame = "NONKEY"`` gives the clips' keyframes only (no clip reconstruction)."""
 
     type = "video"
     is_decoder = True
     is_encoder = False
-    is_open = True
     is_hwaccel = False
     pix_fmt = "rgb24"
     extradata = None
     extradata_size = 0
     profile = None
+    profiles = ()
     has_b_frames = False
     delay = False
+    max_bit_rate = None
+    level = _LEVEL_UNKNOWN
+    color_range = 0  # AVCOL_RANGE_UNSPECIFIED
+    color_primaries = _UNSPECIFIED
+    color_trc = _UNSPECIFIED
+    colorspace = _UNSPECIFIED
+    bits_per_coded_sample = 24
 
     def __init__(self, stream: VideoStream) -> None:
         self._stream = stream
         self.codec = _Codec()
-        self.thread_type = "SLICE"
+        self._thread_type = 2  # ThreadType.SLICE, PyAV's default for a decoder
         self.thread_count = 0
-        self.skip_frame = "DEFAULT"
+        self._skip_frame = "DEFAULT"
         self.options: dict[str, str] = {}
+        self.is_open = False
+        self.coded_width = 0  # FFmpeg sets them when it decodes the first frame
+        self.coded_height = 0
+        self._pending: ClipRecord | None = None  # the clip whose frames are being collected
+        self._pending_frames: list[int] = []
 
     name = property(lambda self: self.codec.name)
     long_name = property(lambda self: self.codec.long_name)
     width = property(lambda self: self._stream.width)
     height = property(lambda self: self._stream.height)
-    coded_width = width
-    coded_height = height
     framerate = property(lambda self: self._stream.average_rate)
     rate = framerate
     time_base = property(lambda self: self._stream.time_base)
@@ -248,38 +392,106 @@ class CodecContext:
     display_aspect_ratio = property(lambda self: Fraction(self.width, self.height))
 
     @property
+    def thread_type(self) -> Any:
+        """``av.codec.context.ThreadType`` (set with one, its name or its int value)."""
+        from av.codec.context import ThreadType
+
+        return ThreadType(self._thread_type)
+
+    @thread_type.setter
+    def thread_type(self, value: Any) -> None:
+        from av.codec.context import ThreadType
+
+        if isinstance(value, str):
+            value = ThreadType[value]
+        elif not isinstance(value, ThreadType):
+            value = ThreadType(int(value))
+        self._thread_type = value.value
+
+    @property
+    def skip_frame(self) -> str:
+        return self._skip_frame
+
+    @skip_frame.setter
+    def skip_frame(self, value: Any) -> None:
+        name = str(getattr(value, "name", value)).upper()
+        if name not in ("NONE", "DEFAULT", "NONREF", "BIDIR", "NONINTRA", "NONKEY", "ALL"):
+            raise ValueError(f"unknown skip_frame {value!r}")
+        self._skip_frame = name
+
+    @property
     def format(self) -> Any:
         import av
 
         return av.VideoFormat(self.pix_fmt, self.width, self.height)
 
+    def _keys_only(self) -> bool:
+        return self._skip_frame in ("NONKEY", "NONINTRA", "ALL") or self._stream._discard >= _DISCARD_NONINTRA
+
+    def _emit(self, time_base: Fraction | None) -> list[Any]:
+        record, wanted = self._pending, self._pending_frames
+        self._pending, self._pending_frames = None, []
+        if record is None or not wanted:
+            return []
+        return self._stream._clip_frames(record, wanted, time_base)
+
     def decode(self, packet: Any = None) -> list[Any]:
-        """The frames of the clip in ``packet`` (a flush or empty packet gives none)."""
-        return self._stream.decode(packet)
+        """The frames this packet completes.  Our frame packets: a clip's frames come out when
+        the next clip's keyframe packet arrives or at a flush (None, or an untimed empty
+        packet).  A whole-clip packet (``packets="clip"``, or an ``av.Packet`` made from a CLIP
+        chunk's bytes) gives its clip's frames at once."""
+        with pyav_errors(self._stream.container.name):
+            self._stream.container._live_source()
+            # PyAV 18.1.1 gives every frame the stream's time base, a flush's included
+            time_base = self._stream.time_base
+            data = b"" if packet is None else bytes(packet)
+            timed = isinstance(packet, Packet) and packet.pts is not None
+            if not data and not timed:  # a flush
+                return self._emit(time_base)
+            if not data:  # an empty frame packet: a frame of the clip being collected
+                n = packet.pts // self._stream._frame_duration
+                record = self._pending
+                if record is not None and record.first_frame <= n < record.end_frame:
+                    self._pending_frames.append(n)
+                return []  # before any keyframe: dropped, as FFmpeg does
+            record = parse_clip_chunk(data, self._stream._header)
+            out = self._emit(time_base)
+            if isinstance(packet, Packet) and packet._frames == 1:
+                self._pending, self._pending_frames = record, [record.first_frame]
+                return out
+            frames = list(range(record.first_frame, record.end_frame))
+            return out + self._stream._clip_frames(record, frames, time_base)
 
     def flush_buffers(self) -> None:
-        pass
+        """Forget a clip being collected (``container.seek`` calls it, as PyAV does)."""
+        self._pending, self._pending_frames = None, []
+
+    def open(self, strict: bool = True) -> None:
+        self.is_open = True
+
+    def close(self, strict: bool = True) -> None:
+        self.is_open = False
 
     def encode(self, frame: Any = None) -> Any:
         raise NotImplementedError("m3v streams are written with m3cvc_codec.encode, not through PyAV's API")
 
     def __repr__(self) -> str:
-        return f"<m3cvc_format.CodecContext video/m3v {self.width}x{self.height}>"
+        return f"<av.VideoCodecContext video/{self.name} at 0x{id(self):x}>"
+
+
+_NO_CONTEXT = object()
 
 
 class VideoStream:
     """``container.streams.video[0]`` (PyAV's VideoStream, read side).  Attributes PyAV forwards
-    from a stream to its codec context are forwarded here too."""
+    from a stream to its codec context are forwarded here too.  ``codec_context`` is None when
+    no frame decoder is installed for the stream's pack, as PyAV's for a codec FFmpeg lacks."""
 
     type = "video"
     index = 0
     id = 0
     start_time = 0
-    profile = None
     language = None
-    disposition = 1  # default
-    discard = None
-    pix_fmt = "rgb24"
 
     def __init__(self, container: InputContainer) -> None:
         self.container = container
@@ -295,45 +507,118 @@ class VideoStream:
         self.display_aspect_ratio = Fraction(header.width, header.height)
         self.codec_tag = "m3v "
         self.metadata: dict[str, str] = {}
-        self.codec_context = CodecContext(self)
+        self.pix_fmt = "rgb24"
+        self._codec_context: Any = _NO_CONTEXT
         self._frame_duration = header.frame_duration
+        self._discard = _DISCARD_DEFAULT
 
-    # -------------------------------------------------------------- forwarded
+    # -------------------------------------------------------------- codec context
 
     @property
-    def name(self) -> str:
-        return str(self.codec_context.name)
+    def codec_context(self) -> CodecContext | None:
+        """The decoder; None when no frame decoder is installed for the stream's pack."""
+        if self._codec_context is _NO_CONTEXT:
+            source = self.container.source
+            try:
+                source.decoder  # noqa: B018 (finding it is the question)
+            except DecoderNotFoundError:
+                self._codec_context = None
+            except Exception:  # found but refusing this stream (weights): decoding says why
+                self._codec_context = CodecContext(self)
+            else:
+                self._codec_context = CodecContext(self)
+        context: CodecContext | None = self._codec_context
+        return context
+
+    def _context(self) -> CodecContext:
+        context = self.codec_context
+        if context is None:
+            self.container.source.decoder  # noqa: B018 (raises DecoderNotFoundError, naming the pack)
+            raise DecoderNotFoundError(f"no frame decoder for pack {self._header.pack_id!r}")
+        return context
+
+    @property
+    def name(self) -> str | None:
+        return "m3v"
 
     @property
     def long_name(self) -> str:
-        return str(self.codec_context.long_name)
+        return _Codec.long_name
 
     @property
-    def thread_type(self) -> str:
-        return self.codec_context.thread_type
+    def profile(self) -> Any:
+        return None
+
+    @property
+    def profiles(self) -> list[Any]:
+        return []
+
+    @property
+    def disposition(self) -> Any:
+        from av.stream import Disposition
+
+        return Disposition.default
+
+    @property
+    def discard(self) -> Any:
+        """``av.stream.Discard``: which packets demux() and decode() leave out; ``nonkey`` and
+        ``nonintra`` keep each clip's keyframe only, ``all`` every packet."""
+        from av.stream import Discard
+
+        return Discard(self._discard)
+
+    @discard.setter
+    def discard(self, value: Any) -> None:
+        from av.stream import Discard
+
+        self._discard = int(Discard(value))
+
+    @property
+    def index_entries(self) -> IndexEntries:
+        return IndexEntries(self)
+
+    @property
+    def thread_type(self) -> Any:
+        return self._context_attr("thread_type")
 
     @thread_type.setter
-    def thread_type(self, value: str) -> None:
-        self.codec_context.thread_type = value
+    def thread_type(self, value: Any) -> None:
+        context = self.codec_context
+        if context is not None:  # PyAV ignores a setting for a stream without a codec
+            context.thread_type = value
 
     @property
-    def thread_count(self) -> int:
-        return self.codec_context.thread_count
+    def thread_count(self) -> Any:
+        return self._context_attr("thread_count")
 
     @thread_count.setter
     def thread_count(self, value: int) -> None:
-        self.codec_context.thread_count = value
+        context = self.codec_context
+        if context is not None:
+            context.thread_count = value
 
     @property
     def format(self) -> Any:
-        return self.codec_context.format
+        return self._context_attr("format")
+
+    def _context_attr(self, name: str) -> Any:
+        context = self.codec_context
+        if context is None:
+            raise AttributeError(f"'VideoStream' object has no attribute {name!r}")
+        return getattr(context, name)
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
+        # PyAV 18 forwards unknown attributes to the codec context, except framerate and rate
+        if name.startswith("_") or name in ("framerate", "rate"):
+            raise AttributeError(f"'VideoStream' object has no attribute {name!r}")
+        context = self.__dict__.get("_codec_context", _NO_CONTEXT)
+        if context is _NO_CONTEXT:
+            context = self.codec_context
+        if context is None:
+            raise AttributeError(f"'VideoStream' object has no attribute {name!r}")
         try:
-            return getattr(self.__dict__["codec_context"], name)
-        except (KeyError, AttributeError):
+            return getattr(context, name)
+        except AttributeError:
             raise AttributeError(f"'VideoStream' object has no attribute {name!r}") from None
 
     # -------------------------------------------------------------- sizes
@@ -355,13 +640,14 @@ class VideoStream:
 
     # -------------------------------------------------------------- frames
 
-    def _frame(self, array: Any, n: int, record: ClipRecord) -> Any:
+    def _frame(self, array: Any, n: int, record: ClipRecord, time_base: Fraction | None = None) -> Any:
         import av
 
         frame = av.VideoFrame.from_ndarray(array, format="rgb24")
         pts = n * self._frame_duration
         frame.pts = pts
-        frame.time_base = self.time_base
+        if time_base is not None:  # PyAV leaves it unset on frames a flush gives
+            frame.time_base = time_base
         key = n == record.first_frame
         # I: a clip's keyframe; B: interpolated between two keyframes; P: predicted from one.
         types = av.video.frame.PictureType
@@ -372,41 +658,59 @@ class VideoStream:
                 setattr(frame, name, value)
             except (AttributeError, TypeError):
                 pass
+        context = self._codec_context
+        if isinstance(context, CodecContext):
+            context.coded_width, context.coded_height = self.width, self.height
         return frame
 
-    def decode(self, packet: Any = None) -> list[Any]:
-        """The frames of the clip whose CLIP chunk ``packet`` holds (our packets or an
-        ``av.Packet`` made from the chunk's bytes); a flush (None or empty) packet gives none."""
-        if packet is None:
-            return []
-        data = bytes(packet)
-        if not data:
-            return []
+    def _clip_frames(self, record: ClipRecord, wanted: list[int], time_base: Fraction | None) -> list[Any]:
+        """Frames ``wanted`` (frame numbers) of the clip ``record``, as PyAV frames."""
         source = self.container._live_source()
-        record = parse_clip_chunk(data, self._header)
+        if self._context()._keys_only():
+            if record.first_frame not in wanted:
+                return []
+            return [self._frame(source.keyframe(record.index, record), record.first_frame, record, time_base)]
+        keep = set(wanted)
         return [
-            self._frame(a, record.first_frame + i, record)
+            self._frame(a, record.first_frame + i, record, time_base)
             for i, a in enumerate(source.clip_frames(record.index, record))
+            if record.first_frame + i in keep
         ]
+
+    def decode(self, packet: Any = None) -> list[Any]:
+        """The frames ``packet`` completes (:meth:`CodecContext.decode`); None flushes.
+        Raises ``av.DecoderNotFoundError`` when the stream's pack is not installed."""
+        with pyav_errors(self.container.name):
+            context = self._context()
+        return context.decode(packet)
 
     def encode(self, frame: Any = None) -> Any:
         raise NotImplementedError("m3v streams are written with m3cvc_codec.encode, not through PyAV's API")
 
     def __repr__(self) -> str:
-        return f"<m3cvc_format.VideoStream #0 m3v, rgb24 {self.width}x{self.height}>"
+        at = f"at 0x{id(self):x}"
+        if self.container.closed:
+            return f"<av.VideoStream (container closed) {at}>"
+        if self.codec_context is None:
+            return f"<av.VideoStream #{self.index} video/<nocodec> {at}>"
+        return f"<av.VideoStream #{self.index} {self.name}, {self.pix_fmt} {self.width}x{self.height} {at}>"
 
 
 class Packet:
-    """One clip's CLIP chunk, shaped like ``av.Packet``.
+    """A packet of an `.m3v` stream, shaped like ``av.Packet``.
 
-    ``av.Packet`` cannot be subclassed and its ``stream`` must be an FFmpeg stream, so a packet
-    of an `.m3v` container is this class: ``bytes(packet)``, ``size``, ``pts``, ``dts``,
-    ``duration``, ``time_base``, ``is_keyframe``, ``pos`` (byte offset of the chunk),
-    ``stream``, ``stream_index`` and ``decode()`` behave as PyAV's.  :meth:`to_av` gives a
-    real ``av.Packet`` with the same bytes and timing (without ``stream``)."""
+    A frame packet (the default): the first frame of a clip carries the clip's CLIP chunk and
+    is a keyframe, the clip's other frames are empty (``size`` 0) but timed; a clip packet
+    (``open(..., packets="clip")``) carries the chunk and spans the clip.  ``av.Packet`` cannot
+    be subclassed and its ``stream`` must be an FFmpeg stream, so this is our own class:
+    ``bytes(packet)``, ``size``, ``pts``, ``dts``, ``duration``, ``time_base``, ``is_keyframe``,
+    ``pos`` (byte offset of the chunk, -1 for an empty packet), ``stream``, ``stream_index``,
+    ``iter_sidedata()`` (none) and ``decode()`` behave as PyAV's.  :meth:`to_av` gives a real
+    ``av.Packet`` with the same bytes and timing (without ``stream``)."""
 
     __slots__ = (
         "_data",
+        "_frames",
         "dts",
         "duration",
         "is_corrupt",
@@ -421,7 +725,15 @@ class Packet:
         "time_base",
     )
 
-    def __init__(self, stream: VideoStream, data: bytes = b"", record: ClipRecord | None = None) -> None:
+    def __init__(
+        self,
+        stream: VideoStream,
+        data: bytes = b"",
+        record: ClipRecord | None = None,
+        frame: int | None = None,
+    ) -> None:
+        """``record`` None: the flush packet that ends a demux, as PyAV's.  ``frame`` None: a
+        packet for the whole clip; else for that frame (the data only on the clip's first)."""
         self._data = bytes(data)
         self.stream = stream
         self.time_base = stream.time_base
@@ -430,17 +742,25 @@ class Packet:
         self.is_disposable = False
         self.is_trusted = False
         self.opaque = None
-        if record is None:  # the flush packet that ends a demux, as PyAV's
+        fd = stream._frame_duration
+        if record is None:
             self.pts = self.dts = None
             self.duration = 0
             self.is_keyframe = False
             self.pos = -1
-        else:
-            fd = stream._frame_duration
+            self._frames = 0
+        elif frame is None:
             self.pts = self.dts = record.first_frame * fd
             self.duration = record.frame_count * fd
             self.is_keyframe = True  # every clip starts at a keyframe and decodes on its own
             self.pos = record.offset
+            self._frames = record.frame_count
+        else:
+            self.pts = self.dts = frame * fd
+            self.duration = fd
+            self.is_keyframe = frame == record.first_frame
+            self.pos = record.offset if self.is_keyframe else -1
+            self._frames = 1
 
     size = property(lambda self: len(self._data))
     buffer_size = size
@@ -452,6 +772,13 @@ class Packet:
     def decode(self) -> list[Any]:
         return self.stream.decode(self)
 
+    def iter_sidedata(self) -> Iterator[Any]:
+        """Packet side data: an `.m3v` packet has none."""
+        return iter(())
+
+    def has_sidedata(self, dtype: str) -> bool:
+        return False
+
     def to_av(self) -> Any:
         """A real ``av.Packet`` with these bytes, pts, dts, duration, time_base and keyframe flag."""
         import av
@@ -462,7 +789,9 @@ class Packet:
         return p
 
     def __repr__(self) -> str:
-        return f"<m3cvc_format.Packet of #{self.stream_index}, dts={self.dts}, pts={self.pts}; {self.size} bytes>"
+        return (
+            f"<av.Packet of #{self.stream_index}, dts={self.dts}, pts={self.pts}; {self.size} bytes at 0x{id(self):x}>"
+        )
 
 
 class InputContainer:
@@ -479,6 +808,9 @@ class InputContainer:
         options: Any = None,
         container_options: Any = None,
         stream_options: Any = None,
+        packets: str = "frame",
+        matroska: tuple[Any, int] | None = None,
+        file: Any = None,
     ) -> None:
         self.source = source
         self.header = source.header
@@ -489,10 +821,21 @@ class InputContainer:
         self.container_options = dict(container_options or {})
         self.stream_options = list(stream_options or [])
         self.metadata = _metadata(self.header.metadata)
-        self.file = None
+        self.metadata_encoding = "utf-8"
+        self.metadata_errors = "strict"
+        self.file = file
         self.flags = 0
         self.start_time = 0
+        self.start_time_realtime = None
+        self.video_codec_id = 0
+        self.input_was_opened = True
+        self.io_open = None
+        self.open_files: dict[str, Any] = {}
+        self.open_timeout = self.read_timeout = None
         self.streams = StreamContainer(VideoStream(self))
+        self._packets = packets
+        self._matroska = matroska  # (path or None, size) of a Matroska file holding the stream
+        self._chapters: list[dict[str, Any]] | None = None
         self._next = 0  # the next frame decode() yields; demux() starts at its clip
         self._closed = False
 
@@ -501,20 +844,55 @@ class InputContainer:
     @property
     def duration(self) -> int | None:
         """Duration in ``av.time_base`` units (microseconds), None when not yet known."""
-        frames = self.source.frame_count
+        frames = self._live_source().frame_count
         if not frames:
             return None
         return round(Fraction(frames) / self.header.fps * TIME_BASE)
 
     @property
     def size(self) -> int:
-        """Bytes of the file (a stream: bytes read so far)."""
+        """Bytes of the file (the Matroska file for an `.mkv`; a stream: bytes read so far)."""
+        self._live_source()
+        if self._matroska is not None:
+            return self._matroska[1]
         return self.reader.size if self.reader.size is not None else self.reader.bytes_seen
 
     @property
     def bit_rate(self) -> int:
+        """FFmpeg's estimate, truncated as it does: size * 8 * time_base / duration."""
         duration = self.duration
-        return round(self.size * 8 * TIME_BASE / duration) if duration else 0
+        return int(self.size * 8.0 * TIME_BASE / duration) if duration else 0
+
+    def chapters(self) -> list[dict[str, Any]]:
+        """PyAV's chapter list: those given to :meth:`set_chapters`, else those of the Matroska
+        file holding the stream (``m3v-mux`` writes one per clip), else none (an `.m3v` has no
+        chapters)."""
+        self._live_source()
+        if self._chapters is None:
+            self._chapters = []
+            path = self._matroska[0] if self._matroska is not None else None
+            if path is not None:
+                import av
+
+                with av.open(os.fspath(path)) as mkv:
+                    self._chapters = mkv.chapters()
+        return [dict(c, metadata=dict(c.get("metadata", {}))) for c in self._chapters]
+
+    def set_chapters(self, chapters: list[dict[str, Any]]) -> None:
+        """Replace the chapters :meth:`chapters` gives (PyAV's dicts: id, start, end,
+        time_base, optional metadata); nothing is written to the file."""
+        self._live_source()
+        checked = []
+        for c in chapters:
+            entry = {
+                "id": int(c["id"]),
+                "start": int(c["start"]),
+                "end": int(c["end"]),
+                "time_base": Fraction(c["time_base"]),
+                "metadata": {str(k): str(v) for k, v in dict(c.get("metadata", {})).items()},
+            }
+            checked.append(entry)
+        self._chapters = checked
 
     def close(self) -> None:
         if not self._closed:
@@ -532,11 +910,11 @@ class InputContainer:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<m3cvc_format.InputContainer {self.name!r}>"
+        return f"<av.InputContainer {self.name!r}>"
 
     def _live_source(self) -> FrameSource:
         if self._closed:
-            raise ValueError("I/O operation on a closed container")
+            raise ClosedContainerError("I/O operation on a closed container (Container is not open)")
         return self.source
 
     def dumps_format(self) -> str:
@@ -566,28 +944,33 @@ class InputContainer:
 
     def _decode(self) -> Iterator[Any]:
         stream = self.streams.video[0]
-        while True:
-            source = self._live_source()
-            n = self._next
-            record = source.locate(n)
-            if record is None:
-                return
-            n = max(n, record.first_frame)
-            skip = stream.codec_context.skip_frame
-            if str(getattr(skip, "name", skip)).upper() == "NONKEY":
-                if n > record.first_frame:
+        with pyav_errors(self.name):
+            context = stream._context()
+            while True:
+                source = self._live_source()
+                if stream._discard >= _DISCARD_ALL:
+                    return
+                n = self._next
+                record = source.locate(n)
+                if record is None:
+                    return
+                n = max(n, record.first_frame)
+                if context._keys_only():
+                    if n > record.first_frame:
+                        self._next = record.end_frame
+                        continue
+                    array = source.keyframe(record.index, record)
                     self._next = record.end_frame
-                    continue
-                array = source.keyframe(record.index, record)
-                self._next = record.end_frame
-            else:
-                array = source.frame(n)
-                self._next = n + 1
-            yield stream._frame(array, n, record)
+                else:
+                    array = source.frame(n)
+                    self._next = n + 1
+                yield stream._frame(array, n, record, stream.time_base)
 
     def demux(self, *args: Any, **kwargs: Any) -> Iterator[Packet]:
-        """One :class:`Packet` per clip from the current position (the clip that holds the next
-        frame to decode), then one empty flush packet at the end of the stream, as PyAV."""
+        """Packets from the current position (the clip that holds the next frame to decode):
+        one per frame (or per clip with ``packets="clip"``), then one empty flush packet at
+        the end of the stream, as PyAV.  ``stream.discard`` is honoured: ``nonkey`` and
+        ``nonintra`` keep the keyframe packets, ``all`` none."""
         self._live_source()
         streams = kwargs.pop("streams", None)
         if not self._wants_video((streams, *args), kwargs):
@@ -596,15 +979,26 @@ class InputContainer:
 
     def _demux(self) -> Iterator[Packet]:
         stream = self.streams.video[0]
-        while True:
-            source = self._live_source()
-            record = source.locate(self._next)
-            if record is None:
-                yield Packet(stream)
-                return
-            data = source.chunk(record.index)
-            self._next = record.end_frame
-            yield Packet(stream, data, record)
+        with pyav_errors(self.name):
+            while True:
+                source = self._live_source()
+                record = None if stream._discard >= _DISCARD_ALL else source.locate(self._next)
+                if record is None:
+                    yield Packet(stream)
+                    return
+                data = source.chunk(record.index)
+                if self._packets == "clip":
+                    self._next = record.end_frame
+                    yield Packet(stream, data, record)
+                    continue
+                keys_only = stream._discard >= _DISCARD_NONINTRA
+                n = record.first_frame
+                while n < record.end_frame:
+                    self._next = n + 1 if not keys_only else record.end_frame
+                    yield Packet(stream, data if n == record.first_frame else b"", record, n)
+                    if keys_only or self._next != n + 1:  # done, or a seek moved us
+                        break
+                    n += 1
 
     # -------------------------------------------------------------- seeking
 
@@ -628,19 +1022,27 @@ class InputContainer:
         first clip that starts at or after the target (past the last one: the end of the
         stream).  ``any_frame=True`` lands on the target frame itself (every frame of a clip
         decodes from its keyframes).  ``unsupported_frame_offset=True``: ``offset`` is a frame
-        number."""
+        number.  The decoder's buffered frames are dropped, as PyAV flushes its codecs."""
         if not isinstance(offset, numbers.Integral):
             raise TypeError("Container.seek only accepts integer offset.", type(offset))
         if unsupported_byte_offset:
             raise NotImplementedError("seeking to a byte offset is not supported")
+        with pyav_errors(self.name):
+            self._seek(int(offset), backward, any_frame, stream, unsupported_frame_offset)
+
+    def _seek(
+        self, offset: int, backward: bool, any_frame: bool, stream: VideoStream | None, frame_offset: bool
+    ) -> None:
         source = self._live_source()
-        offset = int(offset)
-        if unsupported_frame_offset:
+        video = self.streams.video[0]
+        if isinstance(video._codec_context, CodecContext):
+            video._codec_context.flush_buffers()
+        if frame_offset:
             position = Fraction(offset)
         elif stream is None:
             position = Fraction(offset, TIME_BASE) * self.header.fps
         else:
-            if stream is not self.streams.video[0]:
+            if stream is not video:
                 raise ValueError(f"{stream!r} is not a stream of this container")
             position = Fraction(offset, stream._frame_duration)
         n = max(0, math.floor(position) if backward else math.ceil(position))

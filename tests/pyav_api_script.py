@@ -21,6 +21,7 @@ def exercise(opener, path) -> dict:
     with opener(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        assert stream.thread_type.name == "AUTO"  # PyAV's ThreadType (imageio reads .name)
         assert stream.type == "video" and stream.index == 0
         assert isinstance(stream.average_rate, Fraction) and isinstance(stream.time_base, Fraction)
         width, height = stream.codec_context.width, stream.codec_context.height
@@ -97,7 +98,7 @@ def exercise(opener, path) -> dict:
                 assert packet.size == 0
             else:
                 assert packet.stream is stream and packet.time_base == stream.time_base
-                assert len(bytes(packet)) == packet.size > 0
+                assert len(bytes(packet)) == packet.size and (packet.size > 0 or not packet.is_keyframe)
                 packets += 1
                 key_packets += packet.is_keyframe
                 total += packet.size

@@ -183,8 +183,8 @@ def test_streams_and_durations_as_pyav(decoders, tmp_path):
         assert c.duration == frames * 1_000_000 // 8 and c.format.name == "m3v"
         assert list(c.streams) == [s] and c.streams.audio == () and c.streams.get(video=0) == [s]
         assert c.streams.get() == [s] and c.streams.get(s) == [s] and c.streams.best("video") is s
-        s.thread_type = "AUTO"  # accepted, ignored
-        assert s.codec_context.thread_type == "AUTO"
+        s.thread_type = "AUTO"  # accepted, ignored; PyAV's enum, as PyAV gives it
+        assert s.codec_context.thread_type == av.codec.context.ThreadType.AUTO
         with pytest.raises(IndexError):
             c.streams.get(audio=0)
         assert list(c.decode(audio=None, subtitles=None)) != []
@@ -325,9 +325,9 @@ def test_skip_frame_nonkey_decodes_keyframes_only(decoders):
 # --------------------------------------------------------------------------- packets
 
 
-def test_demux_one_packet_per_clip(decoders):
+def test_demux_one_packet_per_clip_when_asked(decoders):
     data, clips = build(10)
-    with m.open(data) as c, m.Reader(data) as r:
+    with m.open(data, packets="clip") as c, m.Reader(data) as r:
         s = c.streams.video[0]
         packets = list(c.demux(s))
         entries = r.index
@@ -343,11 +343,193 @@ def test_demux_one_packet_per_clip(decoders):
         assert isinstance(real, av.Packet) and bytes(real) == bytes(packets[3]) and real.pts == clips[3].first_frame
         assert pixels(s.decode(real)) == expected(clips)[clips[3].first_frame : clips[4].first_frame]
         assert s.codec_context.decode(None) == [] and s.decode(av.Packet(b"")) == []
-        with pytest.raises(m.ChecksumError):
+        with pytest.raises(m.ChecksumError) as err:
             s.decode(av.Packet(bytes(packets[2])[:-1] + b"\0"))
+        assert isinstance(err.value, av.InvalidDataError)
         c.seek(clips[6].first_frame + 1, stream=s)
         assert next(c.demux()).pts == clips[6].first_frame
         assert list(c.demux(audio=None, video=None, subtitles=None))  # no selection = all streams
+
+
+def test_demux_one_packet_per_frame_and_a_decoder_that_needs_flushing(decoders):
+    """The default: a packet per frame; a clip's first carries its CLIP chunk and is its only
+    keyframe, the others are empty but timed.  Decoding packet by packet, a clip's frames come
+    out when the next clip's keyframe arrives, the last clip's at the flush (None)."""
+    data, clips = build(6)
+    with m.open(data) as c, m.Reader(data) as r:
+        s = c.streams.video[0]
+        packets = list(c.demux(s))
+        frames = sum(x.frame_count for x in clips)
+        assert len(packets) == frames + 1 and packets[-1].dts is None and packets[-1].size == 0
+        assert [p.pts for p in packets[:-1]] == list(range(frames)) and all(p.duration == 1 for p in packets[:-1])
+        assert [n for n, p in enumerate(packets) if p.is_keyframe] == starts(clips)
+        assert [n for n, p in enumerate(packets) if p.size] == starts(clips)
+        for clip, entry in zip(clips, r.index):
+            key = packets[clip.first_frame]
+            assert bytes(key) == r.chunk_bytes(r.clip(entry.clip_index)) and key.pos == entry.offset
+        assert all(p.pos == -1 and bytes(p) == b"" for p in packets if not p.is_keyframe)
+        assert list(packets[0].iter_sidedata()) == [] and not packets[0].has_sidedata("new_extradata")
+        out = []
+        first_clip = [f.pts for p in packets[: clips[1].first_frame] for f in s.decode(p)]
+        assert first_clip == []  # held until the clip is complete
+        for p in packets[clips[1].first_frame : -1]:
+            out += s.decode(p)
+        assert [f.pts for f in out] == list(range(clips[0].first_frame, clips[-1].first_frame))
+        flushed = s.decode(None)
+        assert [f.pts for f in flushed] == list(range(clips[-1].first_frame, frames))
+        assert flushed[0].time_base == out[0].time_base == s.time_base  # as PyAV 18.1.1's
+        assert pixels(out + flushed) == expected(clips)
+        # a seek drops what the decoder held, as PyAV flushes its codecs
+        c.seek(0)
+        held = [f for p in c.demux() for f in ([] if p.pts is None or p.pts >= 6 else p.decode())]
+        assert [f.pts for f in held] == list(range(clips[1].first_frame))  # clip 0, at clip 1's keyframe
+        s.decode(packets[clips[2].first_frame])
+        c.seek(0)
+        assert s.decode(None) == []
+        # empty packets before any keyframe are dropped
+        assert s.decode(packets[1]) == [] and s.decode(None) == []
+
+
+def test_discard_is_pyavs_enum_and_honoured(decoders):
+    data, clips = build(6)
+    with m.open(data) as c:
+        s = c.streams.video[0]
+        assert s.discard == av.stream.Discard.default and isinstance(s.discard, av.stream.Discard)
+        s.discard = av.stream.Discard.nonkey
+        assert [p.pts for p in c.demux() if p.dts is not None] == starts(clips)
+        c.seek(0)
+        assert [f.pts for f in c.decode()] == starts(clips)
+        s.discard = 48  # Discard.all, by value
+        assert s.discard is av.stream.Discard.all
+        c.seek(0)
+        assert [p.dts for p in c.demux()] == [None] and list(c.decode()) == []
+        s.discard = av.stream.Discard.none
+        c.seek(0)
+        assert len(list(c.decode())) == sum(x.frame_count for x in clips)
+        with pytest.raises(ValueError):
+            s.discard = 7
+
+
+def test_thread_type_is_pyavs_enum(decoders):
+    ThreadType = av.codec.context.ThreadType
+    with m.open(build(2)[0]) as c:
+        s = c.streams.video[0]
+        assert s.thread_type is ThreadType.SLICE and s.thread_count == 0  # PyAV's defaults
+        for value in (ThreadType.AUTO, 3, "AUTO"):
+            s.thread_type = ThreadType.SLICE
+            s.thread_type = value
+            assert s.thread_type is ThreadType.AUTO and s.codec_context.thread_type.name == "AUTO"
+        with pytest.raises(KeyError):
+            s.thread_type = "SOMETIMES"
+
+
+def test_attributes_pyav_code_reads(decoders, tmp_path):
+    data, clips = build(7)
+    path = tmp_path / "a.m3v"
+    path.write_bytes(data)
+    with m.open(path) as c, m.Reader(data) as r:
+        s = c.streams.video[0]
+        cc = s.codec_context
+        entries = s.index_entries
+        assert len(entries) == len(clips) and [e.timestamp for e in entries] == starts(clips)
+        assert [e.pos for e in entries] == [e.offset for e in r.index] and all(e.is_keyframe for e in entries)
+        assert entries[-1].timestamp == entries[len(clips) - 1].timestamp and len(entries[1:3]) == 2
+        assert [e.size for e in entries] == [p.size for p in c.demux() if p.is_keyframe]  # the CLIP chunks
+        c.seek(0)
+        with pytest.raises(IndexError):
+            entries[len(clips)]
+        assert entries.search_timestamp(clips[3].first_frame + 1) == 3
+        assert entries.search_timestamp(clips[3].first_frame + 1, backward=False) == 4
+        assert entries.search_timestamp(10**6, backward=False) == -1
+        assert (cc.coded_width, cc.coded_height) == (0, 0)  # as FFmpeg's before the first frame
+        next(c.decode())
+        assert (cc.coded_width, cc.coded_height) == (64, 48)
+        assert cc.max_bit_rate is None and cc.level == -99
+        assert (cc.color_range, cc.color_primaries, cc.color_trc, cc.colorspace) == (0, 2, 2, 2)
+        assert c.video_codec_id == 0 and c.chapters() == []
+        duration = c.duration
+        assert c.bit_rate == int(len(data) * 8 * 1_000_000 / duration) and c.size == len(data)
+        for name in ("framerate", "rate"):
+            assert not hasattr(s, name)  # PyAV 18 has them on the codec context only
+        assert cc.framerate == s.average_rate
+        chapters = [{"id": 1, "start": 0, "end": 4, "time_base": Fraction(1, 8), "metadata": {"title": "a"}}]
+        c.set_chapters(chapters)
+        assert c.chapters() == chapters
+        assert repr(c) == f"<av.InputContainer {str(path)!r}>"
+        assert repr(s).startswith("<av.VideoStream #0 m3v, rgb24 64x48 at 0x")
+        assert repr(cc).startswith("<av.VideoCodecContext video/m3v at 0x")
+        assert repr(next(c.demux())).startswith("<av.Packet of #0, dts=")
+    assert repr(s).startswith("<av.VideoStream (container closed) at 0x")
+
+
+def test_mkv_container_is_the_mkv_file(decoders, tmp_path):
+    """size, bit_rate and name are the .mkv file's, and its chapters (one per clip) are read."""
+    mkv = _mkv_module()
+    data, clips = build(5)
+    src = tmp_path / "a.m3v"
+    src.write_bytes(data)
+    out = tmp_path / "a.mkv"
+    mkv.mux(src, out)
+    size = out.stat().st_size
+    with m.open(out) as c:
+        assert c.name == str(out) and c.size == size > len(data)
+        assert c.bit_rate == int(size * 8 * 1_000_000 / c.duration)
+        with av.open(str(out)) as real:
+            assert c.chapters() == real.chapters() and len(c.chapters()) == len(clips)
+    with m.open(out.read_bytes()) as c:
+        assert c.size == size
+
+
+def test_stream_without_a_decoder_has_no_codec_context():
+    """As PyAV for a codec FFmpeg lacks: the stream opens, codec_context is None, demuxing
+    works, decoding raises av.DecoderNotFoundError (also ours)."""
+    buf = io.BytesIO()
+    m.write(buf, make_header(pack_id="org.xy.absent"), clip_list(2), index_map_coder=m.IndexMapCoder.RAW)
+    with m.open(buf.getvalue()) as c:
+        s = c.streams.video[0]
+        assert s.codec_context is None and repr(s).startswith("<av.VideoStream #0 video/<nocodec> at")
+        assert len([p for p in c.demux() if p.size]) == 2
+        c.seek(0)
+        for attempt in (lambda: next(c.decode(s)), lambda: s.decode(None)):
+            with pytest.raises(av.DecoderNotFoundError) as err:
+                attempt()
+            assert isinstance(err.value, m.DecoderNotFoundError) and "org.xy.absent" in str(err.value)
+        with pytest.raises(AttributeError):
+            s.thread_type
+
+
+def test_errors_are_pyavs_and_ours(decoders, tmp_path):
+    """Libraries catch av.FFmpegError to fall back to another reader; our code catches M3VError."""
+    empty = tmp_path / "empty.m3v"
+    empty.write_bytes(b"")
+    for src in (empty, b"", io.BytesIO(b"")):  # empty: fails at open, as PyAV
+        with pytest.raises(av.InvalidDataError) as err:
+            m.open(src)
+        assert isinstance(err.value, m.SignatureError) and isinstance(err.value, av.FFmpegError)
+        assert err.value.errno == 1094995529  # AVERROR_INVALIDDATA, as PyAV reports it
+    with pytest.raises(av.InvalidDataError) as err:
+        m.open(ROOT / "README.md")
+    assert err.value.filename == str(ROOT / "README.md") and "signature" in str(err.value)
+    with pytest.raises(av.FileNotFoundError) as missing:
+        m.open(tmp_path / "missing.m3v")
+    assert isinstance(missing.value, FileNotFoundError) and missing.value.errno == 2
+    with pytest.raises(av.IsADirectoryError):
+        m.open(tmp_path)
+    data, _ = build(3)
+    damaged = bytearray(data)
+    damaged[len(data) // 2] ^= 1
+    with m.open(bytes(damaged)) as c, pytest.raises(av.InvalidDataError) as err:
+        list(c.decode())
+    assert isinstance(err.value, (m.ChecksumError, m.MalformedError)) and err.value.offset is not None
+
+    class WriteOnly(io.BytesIO):
+        def readable(self):
+            return False
+
+    with pytest.raises(ValueError, match="readable"):
+        m.open(WriteOnly(data))
+    with pytest.raises(ValueError, match="packets"):
+        m.open(data, packets="gop")
 
 
 # --------------------------------------------------------------------------- streaming
@@ -489,7 +671,7 @@ def test_inputs_paths_files_and_errors(decoders, tmp_path):
         m.open(path, "w")
     with pytest.raises(ValueError):
         m.open(path, format="mp4")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError):  # av.FileNotFoundError, a FileNotFoundError
         m.open(tmp_path / "missing.m3v")
     with pytest.raises(m.SignatureError):
         m.open(ROOT / "README.md")

@@ -98,7 +98,7 @@ def test_demux_with_a_rebuilt_index_missing_a_clip():
     clips = list(m.Reader(data).clips())
     damaged = bytearray(data)
     damaged[clips[3].offset + 5] ^= 1  # CRC mismatch: clip 3 is lost
-    with m.open(bytes(damaged), on_damage="skip") as container:
+    with m.open(bytes(damaged), on_damage="skip", packets="clip") as container:
         packets = list(container.demux())
     assert [p.pts for p in packets[:-1]] == [c.first_frame for c in clips if c.index != 3]
     assert packets[-1].size == 0  # the flush packet
@@ -123,7 +123,7 @@ def test_demux_ends_when_the_index_frame_counts_disagree_with_the_clips():
     data = make_stream(count=6)
     entries = m.Reader(data).index
     longer = [*entries[:-1], dataclasses.replace(entries[-1], frame_count=entries[-1].frame_count + 3)]
-    with m.open(with_index(data, longer)) as container:
+    with m.open(with_index(data, longer), packets="clip") as container:
         packets = []
         for packet in container.demux():
             packets.append(packet)
@@ -164,7 +164,7 @@ def test_a_wrong_index_over_intact_clips_is_rebuilt_by_scanning(problem):
     assert [reader.clip(k).index for k in (4, 2, 5, 0)] == [4, 2, 5, 0]
     assert reader.index_source == "scan" and entries_of(reader) == good
     assert reader.damage  # the problem is reported
-    with m.open(with_index(data, entries)) as container:
+    with m.open(with_index(data, entries), packets="clip") as container:
         assert [p.pts for p in container.demux()][:-1] == [g[2] for g in good]
 
 
@@ -243,7 +243,7 @@ def _read_every_way(data: bytes) -> None:
         verify(summarize(data))
     except m.M3VError:
         pass
-    with m.open(data, on_damage="skip") as container:
+    with m.open(data, on_damage="skip", packets="clip") as container:
         for count, _ in enumerate(container.demux()):
             assert count < 20, "demux does not end"
 
