@@ -23,7 +23,7 @@ PROG = "m3v-demux"
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Extract the .m3v stream attached to a Matroska file.")
-    p.add_argument("input", help="the Matroska file (.mkv), or - for standard input")
+    p.add_argument("input", help="the Matroska file (.mkv): a path, a URL (https://, s3://), or - for standard input")
     p.add_argument("-o", "--output", required=True, help="the .m3v file to write, or - for standard output")
     p.add_argument(
         "--no-verify",

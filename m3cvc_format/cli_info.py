@@ -1,6 +1,11 @@
 """m3v-info: describe an `.m3v` stream (``--clips``, ``--texts``, ``--prompts`` add sections;
 ``--json`` prints everything as one JSON object, the prompts under ``"prompts"``).
 
+A URL (``https://``, ``s3://``, any fsspec URL) is described from its header and clip index
+alone, a few range requests whatever its size: the figures that need every clip's bytes (the
+modes, the text/VQ split) are left out unless ``--full``, ``--clips``, ``--texts`` or
+``--verify`` asks for them, which read every clip.
+
 Exit status: 0 valid, 1 invalid or damaged (one line on stderr with the reason
 and the byte offset), 2 usage error (m3cvc_format.cli).
 """
@@ -11,11 +16,16 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .cli import run
 from .constants import Mode
+from .remote import is_url
 from .summary import TEXT_CODEC_NAMES, StreamSummary, coder_name, summarize, to_json, verify
+
+if TYPE_CHECKING:
+    from .model import Header, IndexEntry
 
 __all__ = ["main"]
 
@@ -24,10 +34,115 @@ def _percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
-def format_summary(summary: StreamSummary, name: str) -> str:
+@dataclass
+class IndexSummary:
+    """What the header and the clip index tell about a stream, without reading its clips (what
+    m3v-info shows of a URL)."""
+
+    header: Header
+    total_bytes: int
+    entries: list[IndexEntry]
+    index_source: str
+    terminated: bool
+    prompts: dict[str, Any] | None
+    prompts_bytes: int
+
+    @property
+    def frames(self) -> int:
+        return self.entries[-1].first_frame + self.entries[-1].frame_count if self.entries else 0
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.frames / self.header.fps)
+
+    @property
+    def bpp(self) -> float:
+        pixels = self.header.width * self.header.height * self.frames
+        return 8 * self.total_bytes / pixels if pixels else 0.0
+
+    @property
+    def kbit_s(self) -> float:
+        return 8 * self.total_bytes / self.duration_s / 1000 if self.frames else 0.0
+
+
+def summarize_index(src: str) -> IndexSummary | None:
+    """The header and index of ``src``; None when reading them met damage (then the whole
+    stream is read, as for a local file, to say where)."""
+    from .reader import Reader
+
+    with Reader(src) as reader:
+        entries = reader.index
+        if reader.damage:
+            return None
+        size = reader.size
+        assert size is not None  # a URL is read in ranges: its size is known
+        return IndexSummary(
+            reader.header,
+            size,
+            entries,
+            reader.index_source,
+            reader.terminated,
+            reader.prompts,
+            reader.prompts_bytes,
+        )
+
+
+def index_json(summary: IndexSummary) -> dict[str, Any]:
+    """:func:`~.summary.to_json`'s object for what the index tells: the figures that need the
+    clips' bytes are null, each clip has its index, frames and offset."""
+    out = to_json(
+        StreamSummary(
+            summary.header,
+            summary.total_bytes,
+            [],
+            summary.index_source,
+            summary.terminated,
+            prompts=summary.prompts,
+            prompts_bytes=summary.prompts_bytes,
+        ),
+        texts=False,
+    )
+    out.update(
+        frame_count=summary.frames,
+        duration_s=summary.duration_s,
+        kbit_s=summary.kbit_s,
+        bpp=summary.bpp,
+        text_bytes=None,
+        vq_bytes=None,
+        framing_bytes=None,
+        clips=[
+            {"index": e.clip_index, "first_frame": e.first_frame, "frame_count": e.frame_count, "offset": e.offset}
+            for e in summary.entries
+        ],
+    )
+    return out
+
+
+def _bytes_line(summary: StreamSummary) -> tuple[str, str]:
+    total = summary.total_bytes
+    return (
+        "bytes",
+        f"text {summary.text_bytes} ({_percent(summary.text_bytes, total)}), "
+        f"VQ {summary.vq_bytes} ({_percent(summary.vq_bytes, total)}), "
+        + (
+            f"prompts {summary.prompts_bytes} ({_percent(summary.prompts_bytes, total)}), "
+            if summary.prompts_bytes
+            else ""
+        )
+        + f"framing {summary.framing_bytes} ({_percent(summary.framing_bytes, total)})",
+    )
+
+
+def format_summary(summary: StreamSummary | IndexSummary, name: str) -> str:
     h = summary.header
-    predicted = sum(c.flags & 1 for c in summary.clips)  # flags bit 0 is the mode
-    modes = {Mode.INTERPOLATION: len(summary.clips) - predicted, Mode.PREDICTION: predicted}
+    if isinstance(summary, IndexSummary):
+        clips_line = f"{len(summary.entries)} (modes not read: header and index only; --full reads every clip)"
+    else:
+        predicted = sum(c.flags & 1 for c in summary.clips)  # flags bit 0 is the mode
+        modes = {Mode.INTERPOLATION: len(summary.clips) - predicted, Mode.PREDICTION: predicted}
+        clips_line = (
+            f"{len(summary.clips)} (interpolation {modes[Mode.INTERPOLATION]}, prediction {modes[Mode.PREDICTION]})"
+        )
     lines = [
         ("file", name),
         ("version", f"{h.version[0]}.{h.version[1]}"),
@@ -37,10 +152,7 @@ def format_summary(summary: StreamSummary, name: str) -> str:
             f"{summary.frames} ({summary.duration_s:.3f} s)"
             + (f", header declares {h.frame_count}" if h.frame_count and h.frame_count != summary.frames else ""),
         ),
-        (
-            "clips",
-            f"{len(summary.clips)} (interpolation {modes[Mode.INTERPOLATION]}, prediction {modes[Mode.PREDICTION]})",
-        ),
+        ("clips", clips_line),
         (
             "pack",
             f"{h.pack_id}" + (f" (sha256 {h.pack_hash.hex()[:16]}...)" if any(h.pack_hash) else " (hash unspecified)"),
@@ -50,17 +162,10 @@ def format_summary(summary: StreamSummary, name: str) -> str:
             f"grid {h.grid_h}x{h.grid_w}, vocabulary {h.vocab_size}, text {TEXT_CODEC_NAMES[h.text_codec]}, default mode {h.default_mode.name.lower()}",
         ),
         ("size", f"{summary.total_bytes} bytes, {summary.kbit_s:.3f} kbit/s, {summary.bpp:.6f} bpp"),
-        (
-            "bytes",
-            f"text {summary.text_bytes} ({_percent(summary.text_bytes, summary.total_bytes)}), "
-            f"VQ {summary.vq_bytes} ({_percent(summary.vq_bytes, summary.total_bytes)}), "
-            + (
-                f"prompts {summary.prompts_bytes} ({_percent(summary.prompts_bytes, summary.total_bytes)}), "
-                if summary.prompts_bytes
-                else ""
-            )
-            + f"framing {summary.framing_bytes} ({_percent(summary.framing_bytes, summary.total_bytes)})",
-        ),
+    ]
+    if isinstance(summary, StreamSummary):
+        lines.append(_bytes_line(summary))
+    lines += [
         (
             "index",
             {
@@ -154,7 +259,9 @@ def format_prompts(prompts: Mapping[str, Any] | None) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="m3v-info", description="Describe an .m3v stream.")
-    p.add_argument("file", help="the .m3v file, or - for standard input")
+    p.add_argument(
+        "file", help="the .m3v file (or an .mkv holding one), - for standard input, or a URL (https://, s3://, ...)"
+    )
     p.add_argument("--clips", action="store_true", help="a table of the clips")
     p.add_argument("--texts", action="store_true", help="the descriptions of every clip")
     p.add_argument(
@@ -162,11 +269,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--verify", action="store_true", help="check every CRC and decode every payload")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="of a URL, read every clip too (modes, text/VQ split); by default only its header and index",
+    )
     return p
 
 
 def _body(args: argparse.Namespace) -> int:
     name = args.file
+    if is_url(name) and not (args.full or args.clips or args.texts or args.verify):
+        index_summary = summarize_index(name)
+        if index_summary is not None:
+            if args.json:
+                print(json.dumps(index_json(index_summary), ensure_ascii=False, indent=2))
+            else:
+                parts = [format_summary(index_summary, name)]
+                if args.prompts:
+                    parts.append(format_prompts(index_summary.prompts))
+                print("\n\n".join(parts))
+            return 0
     summary = summarize(name)
     if args.verify:
         verify(summary)

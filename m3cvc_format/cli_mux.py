@@ -1,9 +1,10 @@
 """m3v-mux: package an `.m3v` stream in a Matroska file any player opens.
 
-    m3v-mux IN.m3v -o OUT.mkv [--no-preview] [--no-subtitles] [--no-chapters] [--crf N] [-q]
+    m3v-mux IN.m3v -o OUT.mkv [--no-preview] [--no-subtitles] [--plain-subtitles] [--no-chapters] [--crf N] [-q]
 
 The `.m3v` bytes travel unchanged as an attachment (``m3v-demux`` gives them back); the
-descriptions become a subtitle track, each clip a chapter, and the decoded video an H.264
+descriptions become a subtitle track (zlib-compressed, Matroska's ContentCompression, unless
+``--plain-subtitles``), each clip a chapter, and the decoded video an H.264
 preview track.  The preview needs the codec (``m3cvc_codec``) and the stream's pack; without
 them the file is written without a preview, with a one-line notice.  Exit status: 0 written,
 1 bad input or an error writing, 2 usage.
@@ -28,10 +29,15 @@ def _parser() -> argparse.ArgumentParser:
         description="Put an .m3v stream into a Matroska file: the stream as an attachment, the "
         "descriptions as subtitles, a chapter per clip and an H.264 preview of the decoded video.",
     )
-    p.add_argument("input", help="the .m3v stream, or - for standard input")
+    p.add_argument("input", help="the .m3v stream (a file, a URL), or - for standard input")
     p.add_argument("-o", "--output", required=True, help="the Matroska file to write (OUT.mkv)")
     p.add_argument("--no-preview", action="store_true", help="no video track (no decoding)")
     p.add_argument("--no-subtitles", action="store_true", help="no subtitle track of the descriptions")
+    p.add_argument(
+        "--plain-subtitles",
+        action="store_true",
+        help="store the subtitle track uncompressed (by default zlib, which FFmpeg, mkvtoolnix and VLC read)",
+    )
     p.add_argument("--no-chapters", action="store_true", help="no chapter at each clip start")
     p.add_argument(
         "--crf",
@@ -92,6 +98,7 @@ def _body(args: argparse.Namespace) -> int:
         subtitles=not args.no_subtitles,
         chapters=not args.no_chapters,
         name=name,
+        compress_subtitles=not args.plain_subtitles,
     )
     if not args.quiet:
         if why:

@@ -4,7 +4,11 @@
 (mimetype ``application/x-m3v``), and, so that any player shows something:
 
 - a subtitle track (``S_TEXT/UTF8``) with each clip's descriptions, keyframe text then clip
-  text, timed to the clip (one BlockGroup with a BlockDuration per clip);
+  text, timed to the clip (one BlockGroup with a BlockDuration per clip), each block
+  zlib-compressed (ContentEncoding with ContentCompAlgo 0, which FFmpeg, mkvtoolnix and VLC
+  read; ``compress_subtitles=False`` stores them plain).  Matroska compresses every block on
+  its own, so a clip's two sentences shrink to about 60% (ActivityNet descriptions), not to
+  what a whole-track compressor would reach;
 - a chapter at each clip start, named ``Clip k``;
 - optionally a preview video track: H.264 (``V_MPEG4/ISO/AVC``), because every player, browser
   and phone decodes it; frames come from the caller (``preview_frames``), so this module never
@@ -23,7 +27,9 @@ first 8 bytes of the stream's SHA-256, the other UIDs are derived from it, the m
 application string is fixed, no dates are written.  The file is written to a temporary name
 and renamed.
 
-:func:`extract_m3v` finds the attachment again and returns its bytes.  It reads any Matroska
+:func:`extract_m3v` finds the attachment again and returns its bytes; :func:`m3v_attachment`
+only says where it lies (the remote opener reads the stream inside in ranges);
+:func:`subtitles` reads the subtitle track back, its compression undone.  It reads any Matroska
 file (mkvmerge's too), checks every EBML size against its parent and the file before it reads
 or allocates anything, checks the bytes (the `.m3v` signature; the SHA-256 m3v-mux recorded as
 the FileUID, or for another muxer's file the stream's own CRCs), and raises one of the
@@ -44,7 +50,7 @@ from .ebml import (
     NotMatroskaError,
     WrongMimeTypeError,
 )
-from .mkv_extract import MIME_TYPE, Attachment, attachments, extract_m3v
+from .mkv_extract import MIME_TYPE, Attachment, Subtitle, attachments, extract_m3v, m3v_attachment, subtitles
 from .mkv_mux import MUXING_APP, MuxReport, mux
 
 __all__ = [
@@ -58,8 +64,11 @@ __all__ = [
     "NoAttachmentError",
     "NotM3VAttachmentError",
     "NotMatroskaError",
+    "Subtitle",
     "WrongMimeTypeError",
     "attachments",
     "extract_m3v",
+    "m3v_attachment",
     "mux",
+    "subtitles",
 ]

@@ -6,6 +6,7 @@ import errno
 import hashlib
 import os
 import struct
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -30,6 +31,13 @@ from .ebml import (
     CLUSTER,
     CODEC_ID,
     CODEC_PRIVATE,
+    CONTENT_COMP_ALGO,
+    CONTENT_COMPRESSION,
+    CONTENT_ENCODING,
+    CONTENT_ENCODING_ORDER,
+    CONTENT_ENCODING_SCOPE,
+    CONTENT_ENCODING_TYPE,
+    CONTENT_ENCODINGS,
     CUE_CLUSTER_POSITION,
     CUE_POINT,
     CUE_RELATIVE_POSITION,
@@ -234,6 +242,26 @@ def _subtitle_text(keyframe_text: str, clip_text: str) -> str:
     return "\n".join(t for t in (keyframe_text, clip_text) if t)
 
 
+#: zlib's level for the subtitle track: the smallest; the texts are a few kB in all.
+SUBTITLE_ZLIB_LEVEL = 9
+
+
+def _zlib_encoding() -> bytes:
+    """ContentEncodings of a track whose every frame is zlib-compressed (ContentCompAlgo 0): the
+    one compression FFmpeg, mkvtoolnix and VLC all read.  Each block is compressed on its own,
+    as Matroska requires (a reader may start at any block)."""
+    return element(
+        CONTENT_ENCODINGS,
+        element(
+            CONTENT_ENCODING,
+            uint_element(CONTENT_ENCODING_ORDER, 0),
+            uint_element(CONTENT_ENCODING_SCOPE, 1),  # the frames
+            uint_element(CONTENT_ENCODING_TYPE, 0),  # compression
+            element(CONTENT_COMPRESSION, uint_element(CONTENT_COMP_ALGO, 0)),  # zlib
+        ),
+    )
+
+
 def mux(
     m3v_src: Any,
     out_path: str | os.PathLike[str],
@@ -244,12 +272,14 @@ def mux(
     subtitles: bool = True,
     chapters: bool = True,
     name: str | None = None,
+    compress_subtitles: bool = True,
 ) -> MuxReport:
     """Write ``out_path`` (.mkv) carrying the `.m3v` stream ``m3v_src`` (path, ``"-"``, bytes or
     binary file) as an attachment, with a subtitle track of the descriptions and chapters at
     clip starts unless disabled, and a preview track when ``preview_frames`` (an iterable of
     H x W x 3 uint8 RGB frames at the stream's size and rate, or a callable returning one) is
-    given.  ``name`` overrides the attachment's file name.  Raises M3VError for a bad stream,
+    given.  ``name`` overrides the attachment's file name.  The subtitle track is
+    zlib-compressed (Matroska ContentCompression) unless ``compress_subtitles`` is False.  Raises M3VError for a bad stream,
     ValueError for bad frames or encoder settings, OSError for files."""
     from .reader import Reader
     from .textcodec import decode_text
@@ -317,6 +347,8 @@ def mux(
                 text_element(NAME, "M3-CVC descriptions"),
                 text_element(LANGUAGE, "und"),
                 text_element(CODEC_ID, "S_TEXT/UTF8"),
+                # a track without a single text has no block to compress: no ContentEncodings
+                *([_zlib_encoding()] if compress_subtitles and subtitle_clips else []),
             )
         )
         track_names.append("subtitles")
@@ -436,10 +468,11 @@ def mux(
         def flush_subtitles(until: float) -> None:
             while pending and pending[-1][0] <= until:
                 start, duration, text = pending.pop()
+                payload = text.encode("utf-8")
                 clusters.add(
                     SUBTITLE_TRACK,
                     start,
-                    text.encode("utf-8"),
+                    zlib.compress(payload, SUBTITLE_ZLIB_LEVEL) if compress_subtitles else payload,
                     key=True,
                     duration=duration,
                     cue=None if encoder is None else False,

@@ -1,5 +1,6 @@
 """Opening what a stream is read from: the one place that turns a path, a ``Path``, ``"-"``
-(standard input), bytes or a binary file object into a file to read.
+(standard input), a URL (``https://``, ``s3://``, any fsspec URL: :mod:`.remote`), bytes or a
+binary file object into a file to read.
 
 A Matroska file made by ``m3v-mux`` (any Matroska file with an ``application/x-m3v``
 attachment) is read as the `.m3v` stream attached to it, through
@@ -19,6 +20,7 @@ from typing import Any, BinaryIO
 
 from .constants import SIGNATURE
 from .errors import SignatureError
+from .remote import is_url
 
 __all__ = ["EBML_MAGIC", "Source", "is_matroska", "open_source"]
 
@@ -129,6 +131,90 @@ def _seekable(file: Any) -> bool:
         return False
 
 
+def _open_url(url: str, sniff_mkv: bool) -> Source:
+    """A URL read with range requests (:mod:`.remote`): its first block is fetched at once (the
+    Reader's first read, and the look that tells Matroska from `.m3v`); a Matroska file is read
+    as a window onto its attachment's bytes, so the stream inside is read in ranges too."""
+    from .framing import WINDOW
+    from .remote import open_url
+
+    remote = open_url(url)
+    try:
+        head = remote.prefetch(0, WINDOW)
+        if sniff_mkv and head[:4] == EBML_MAGIC:
+            return Source(_attached_window(remote), url, [remote])  # type: ignore[arg-type]
+    except BaseException:
+        remote.close()
+        raise
+    return Source(remote, url, [remote])  # type: ignore[arg-type]
+
+
+class _Window(io.RawIOBase):
+    """Bytes ``offset`` to ``offset + size`` of a seekable ``file``, as a file of their own."""
+
+    def __init__(self, file: Any, offset: int, size: int) -> None:
+        super().__init__()
+        self._file, self._offset, self._size, self._pos = file, offset, size, 0
+        self.name = getattr(file, "name", "<stream>")
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = self._size if size is None or size < 0 else min(self._pos + size, self._size)
+        if end <= self._pos:
+            return b""
+        self._file.seek(self._offset + self._pos)
+        data: bytes = self._file.read(end - self._pos)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+def _attached_window(remote: Any) -> _Window:
+    """The `.m3v` attached to the Matroska file ``remote`` (a :class:`~.remote.RemoteFile`), as a
+    window onto its bytes.  Unlike :func:`~.mkv.extract_m3v` it does not fetch the whole stream
+    to check its SHA-256: each chunk the reader fetches has its CRC checked."""
+    from .framing import WINDOW
+
+    try:
+        from .mkv_extract import m3v_attachment
+    except ImportError:
+        raise SignatureError(
+            "input is a Matroska file; reading the .m3v attached to it needs m3cvc_format.mkv_extract", 0
+        ) from None
+    found = m3v_attachment(remote)
+    assert found.data_offset is not None and found.data_size is not None  # m3v_attachment checked
+    remote.prefetch(found.data_offset, min(WINDOW, found.data_size))  # the reader's first read
+    window = _Window(remote, found.data_offset, found.data_size)
+    if window.read(len(SIGNATURE)) != SIGNATURE:
+        from .ebml import NotM3VAttachmentError
+
+        raise NotM3VAttachmentError(
+            f"attachment {found.name!r} is not an .m3v stream (no .m3v signature)", found.data_offset
+        )
+    window.seek(0)
+    return window
+
+
 def is_matroska(path: str | os.PathLike[str]) -> bool:
     """Whether the file at ``path`` starts as a Matroska file does (False if it cannot be read)."""
     try:
@@ -156,6 +242,10 @@ def open_source(
         if sniff_mkv and data[:4] == EBML_MAGIC:
             data = _extract(io.BytesIO(data))
         return Source(io.BytesIO(data), "<bytes>")
+    if isinstance(src, str) and is_url(src):
+        if follow:
+            raise ValueError(f"{src}: follow=True reads a local file being written, not a URL")
+        return _open_url(src, sniff_mkv)
     if isinstance(src, (str, os.PathLike)):
         if os.fspath(src) == "-":
             return open_source(sys.stdin.buffer, follow=follow, timeout=timeout, sniff_mkv=sniff_mkv, seekable=seekable)
