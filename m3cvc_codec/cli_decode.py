@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _decode(args: argparse.Namespace) -> int:
     from .decoder import decode
+    from .models.hub import quiet_model_loading
+
+    quiet_model_loading()  # a full-pack stream loads models: one line per problem, no loading bars
 
     source = sys.stdin.buffer if args.input == "-" else args.input
     if args.pack:

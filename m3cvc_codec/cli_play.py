@@ -27,7 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=KEYS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", metavar="FILE", help="the .m3v stream (a file: playing seeks)")
+    p.add_argument(
+        "input",
+        metavar="FILE",
+        help="the .m3v stream: a file or a URL (https://, s3://, read in ranges); not a pipe, playing seeks",
+    )
     where = p.add_mutually_exclusive_group()
     where.add_argument(
         "--terminal", action="store_true", help="draw in the terminal with true-colour half blocks instead of a window"
@@ -149,7 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
 
     def body(args: argparse.Namespace) -> int:
+        from .models.hub import quiet_model_loading
+
         check_arguments(parser, args)
+        quiet_model_loading()  # a full-pack stream loads models: no loading bars over the picture
         stats, output = play(args)
         if args.headless:
             print(f"{PROG}: {stats.summary()}")

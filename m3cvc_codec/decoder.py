@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from . import progress as progress_module
 from .clip_decoder import ClipDecoder
 from .errors import CodecError
 from .packs import PackConfig, RuntimeOptions
@@ -106,6 +107,8 @@ def decode(
     """Decode ``input_m3v`` (path, bytes or binary stream) to ``output`` (.y4m, .mp4/.mkv/...,
     or a folder of PNGs), with the stream's pack built from ``pack_config`` and ``options``
     (:func:`m3cvc_codec.packs.load_pack`).  Raises CodecError, PackError, M3VError, OSError.
+    ``progress``: a frame bar on stderr (tqdm), with the diffusion step of the clip being
+    decoded as its postfix (:mod:`m3cvc_codec.progress`); False: nothing.
 
     A stream that cannot seek (a pipe, ``sys.stdin.buffer``) is decoded in one pass, clip by
     clip as it arrives.  A stream cut off (or ending without its index before the frames its
@@ -114,9 +117,11 @@ def decode(
     with no intact clip raises CodecError saying the same."""
     import m3cvc_format as m
 
+    steps = _StepPostfix() if progress else None
     with m.Reader(input_m3v) as reader:
         header = reader.header
-        source = m.FrameSource(reader, decoder=ClipDecoder(header, pack_config=pack_config, options=options))
+        decoder = ClipDecoder(header, pack_config=pack_config, options=options, progress=steps or False)
+        source = m.FrameSource(reader, decoder=decoder)
         declared = header.frame_count
         if reader.seekable:
             available = reader.frame_count
@@ -135,7 +140,9 @@ def decode(
                     total=stop - a if stop else None, desc="decoding", unit="frame", leave=False, dynamic_ncols=True
                 )
             except ImportError:
-                pass
+                decoder.progress = progress_module.StderrLine()
+        if steps is not None:
+            steps.bar = bar
         written = 0
         clips: set[int] = set()
         out = open_writer(output, header.width, header.height, header.fps, codec=codec, chroma=chroma)
@@ -170,6 +177,18 @@ def decode(
         declared_frames=declared,
         shortfall=shortfall,
     )
+
+
+class _StepPostfix:
+    """The diffusion steps of the clip being decoded (:mod:`m3cvc_codec.progress`) as the frame
+    bar's postfix: a slow pack's bar moves between frames too."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def __call__(self, event: progress_module.Step) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str("" if event.step >= event.steps else str(event), refresh=True)
 
 
 def _shortfall(reader, declared: int, first: int, written: int, wanted: int | None = None) -> str | None:

@@ -188,6 +188,36 @@ def test_missing_models(tiny_models, tmp_path):
         load_clip_backend(no_adapter, RuntimeOptions(models_dir=str(tiny_models)))
 
 
+def test_relative_folder_sources_under_models_dir(tiny_models, tmp_path, monkeypatch):
+    """Clip models named by relative folders are found as the keyframe codec finds its models:
+    beside the config file, else under --models DIR; never in the current directory (an empty
+    decoy of the same name there is not taken)."""
+    models = tmp_path / "models"
+    for link, target in (
+        ("my-ltx", "Lightricks/LTX-Video-0.9.5"),
+        ("animatediff/adapter", "guoyww/animatediff-motion-adapter-v1-5-3"),
+        ("animatediff/sparsectrl", "guoyww/animatediff-sparsectrl-rgb"),
+        (SD15_ID, SD15_ID),
+    ):
+        (models / link).parent.mkdir(parents=True, exist_ok=True)
+        (models / link).symlink_to(tiny_models / target, target_is_directory=True)
+    work = tmp_path / "work"
+    for decoy in ("my-ltx", "animatediff/adapter"):
+        (work / decoy).mkdir(parents=True)
+    monkeypatch.chdir(work)
+    options = RuntimeOptions(models_dir=str(models))
+
+    def config(backend: str, **sources: str) -> PackConfig:
+        data = clip_config(backend).to_dict()
+        for name, source in sources.items():
+            data["components"][name] = {"source": source}
+        return PackConfig.from_dict(data, root=tmp_path / "configs")
+
+    assert isinstance(load_clip_backend(config("ltx", video="./my-ltx"), options), LtxBackend)
+    sparse = config("sparsectrl", motion_adapter="animatediff/adapter", sparse_controlnet="./animatediff/sparsectrl")
+    assert isinstance(load_clip_backend(sparse, options), SparseCtrlBackend)
+
+
 # -- AnimateDiff SparseCtrl --------------------------------------------------------------
 
 
@@ -220,9 +250,25 @@ def test_sparsectrl_both_modes(sparsectrl):
         assert np.array_equal(video, sparsectrl.reconstruct(first, last, TEXT, 5, seed=3))
         assert torch.equal(state, torch.get_rng_state())
 
-        video = sparsectrl.reconstruct(first, None, TEXT, 20, seed=3)  # longer than max_frames 16
+        # longer than max_frames 16: a run of 16 predicted from the keyframe, then one of the 5
+        # left (4 new frames and the one it starts from) predicted from its last frame
+        calls, prompts = len(spy.calls), spy.prompts
+        video = sparsectrl.reconstruct(first, None, TEXT, 20, seed=3)
         assert video.shape == (20, 32, 64, 3)
-        call = spy.calls[-1]
-        assert call["num_frames"] == 16 and call["controlnet_frame_indices"] == [0]
+        runs = spy.calls[calls:]
+        assert [c["num_frames"] for c in runs] == [16, 5]
+        assert all(c["controlnet_frame_indices"] == [0] for c in runs)
+        chained = np.asarray(runs[1]["conditioning_frames"][0])
+        assert spy.prompts == prompts  # the clip text once (cached since the calls above)
+        alone = sparsectrl.reconstruct(first, None, TEXT, 16, seed=3)  # the first run by itself
+        assert np.array_equal(video[:15], alone[:15])
+        assert np.array_equal(chained, alone[15])  # the second run starts from the first's last frame
+        # interpolated and longer than one run: chained runs, the last one towards the keyframe
+        calls = len(spy.calls)
+        video = sparsectrl.reconstruct(first, last, TEXT, 40, seed=3)
+        assert video.shape == (40, 32, 64, 3)
+        runs = spy.calls[calls:]
+        assert [c["num_frames"] for c in runs] == [16, 16, 10]
+        assert [c["controlnet_frame_indices"] for c in runs] == [[0], [0], [0, 9]]
     finally:
         sparsectrl.pipe = spy._pipe

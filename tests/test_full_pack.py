@@ -194,6 +194,89 @@ def test_missing_extra(monkeypatch, tmp_path, capsys):
     assert code == 1 and len(err.strip().splitlines()) == 1 and "m3cvc[full]" in err
 
 
+def _without_full_pack(monkeypatch):
+    """This process as an install without the full pack: neither its ``m3cvc.packs`` nor its
+    ``m3cvc.frame_decoders`` entry point (the codec's "*" decoder stays, as in an install of the
+    codec without this pack)."""
+    import m3cvc_codec.packs as packs
+    from m3cvc_format import framedecoders
+
+    real_packs, real_decoders = packs.entry_points, framedecoders._entry_points
+    monkeypatch.setattr(packs, "entry_points", lambda **kw: [e for e in real_packs(**kw) if e.name != "full"])
+    monkeypatch.setattr(framedecoders, "_entry_points", lambda: [e for e in real_decoders() if e.name != "full"])
+    packs.DEFAULT_CACHE.clear()
+
+
+def test_stream_of_an_uninstalled_full_pack(monkeypatch, tmp_path, capsys):
+    """A full-pack stream opened where the full pack is not installed: one line naming the pack,
+    from m3v-decode, m3v-play and the PyAV facade; m3v-info still reads it."""
+    stream = full_stream(tmp_path / "s.m3v")
+    _without_full_pack(monkeypatch)
+    assert "full" not in available_packs() and "full" not in m.available_frame_decoders()
+    for main, argv in (
+        (cli_decode.main, [stream, "-o", tmp_path / "o.y4m", "-q"]),
+        (cli_play.main, [stream, "--headless"]),
+    ):
+        code, _, err = run(main, argv, capsys)
+        assert code == 1 and len(err.strip().splitlines()) == 1, err
+        assert "pack 'full' is not installed" in err
+    with m.open(str(stream)) as container, pytest.raises(m.DecoderNotFoundError) as info:
+        next(iter(container.decode(video=0)))
+    assert "\n" not in str(info.value) and "pack 'full' is not installed" in str(info.value)
+    code, text, _ = run(cli_info.main, [stream], capsys)
+    assert code == 0 and "full" in text
+
+
+def test_missing_video_model_when_decoding(tiny_models, tmp_path, capsys):
+    """A models folder without the clip model: m3v-decode and m3v-play stop with one line naming
+    it and how to get it (the keyframe models are there)."""
+    models = tmp_path / "models"
+    models.mkdir()
+    for org in tiny_models.iterdir():
+        if org.is_dir() and org.name != "Lightricks":
+            (models / org.name).symlink_to(org, target_is_directory=True)
+    config = tiny_config(tmp_path)
+    stream = full_stream(
+        tmp_path / "s.m3v", pack_hash=FullPack(PackConfig.from_file(config)).weights_hash(FullPack.grids[0])
+    )
+    common = ["--pack-config", config, "--models", models]
+    for main, argv in (
+        (cli_decode.main, [stream, "-o", tmp_path / "o.y4m", "-q"]),
+        (cli_play.main, [stream, "--headless"]),
+    ):
+        code, _, err = run(main, [*argv, *common], capsys)
+        # one line: no loading bars of transformers or diffusers either (models.hub.quiet_model_loading)
+        lines = err.replace("\r", "\n").strip().splitlines()
+        assert code == 1 and len(lines) == 1, err
+        assert "'Lightricks/LTX-Video-0.9.5' is not in the models folder" in err and "hf download" in err
+
+
+def test_decoder_defaults_from_the_environment(tmp_path, monkeypatch):
+    """M3CVC_PACK_CONFIG applies to streams of its own pack only, and M3CVC_DEVICE and
+    M3CVC_DTYPE with it; M3CVC_MODELS fills any models folder not given; arguments win."""
+    from m3cvc_codec.clip_decoder import environment_defaults
+
+    config = tiny_config(tmp_path)
+    assert environment_defaults("full", None, None) == (None, None)
+    monkeypatch.setenv("M3CVC_PACK_CONFIG", str(config))
+    monkeypatch.setenv("M3CVC_MODELS", str(tmp_path))
+    monkeypatch.setenv("M3CVC_DTYPE", "bfloat16")
+    found, options = environment_defaults("full", None, None)
+    assert found == PackConfig.from_file(config)
+    assert options == RuntimeOptions(models_dir=str(tmp_path), dtype="bfloat16")
+    # a full config (and its dtype) is not for lite streams; the models folder is
+    assert environment_defaults("lite", None, None) == (None, RuntimeOptions(models_dir=str(tmp_path)))
+    given = RuntimeOptions(device="cpu", models_dir="mine")
+    assert environment_defaults("full", None, given)[1] == RuntimeOptions(models_dir="mine", dtype="bfloat16")
+    assert environment_defaults("full", "other.json", RuntimeOptions()) == (
+        "other.json",
+        RuntimeOptions(models_dir=str(tmp_path)),
+    )
+    monkeypatch.setenv("M3CVC_PACK_CONFIG", str(tmp_path / "missing.json"))
+    with pytest.raises(PackError):
+        environment_defaults("full", None, None)
+
+
 def test_stream_of_another_pack_config(tmp_path, tiny_models):
     """The weights hash in the header is checked: a stream coded with other weights is refused."""
     stream = full_stream(tmp_path / "s.m3v", pack_hash=bytes(range(32)))
@@ -256,6 +339,70 @@ def test_encode_verify_decode_end_to_end(tiny_models, tmp_path, capsys, backend)
     assert code == 0, err
 
 
+@pytest.mark.slow
+def test_facade_player_and_decoder_report_progress(tiny_models, tmp_path, monkeypatch, capsys):
+    """A full-pack stream decodes through the PyAV facade as a user calls it (the pack config and
+    models from the environment, no frame decoder given), through the player's headless path and
+    through m3cvc_codec.decode, each showing every diffusion step of each clip's keyframe and
+    frames; quiet where stderr is no terminal, unless M3CVC_PROGRESS=1 asks."""
+    import re
+
+    from m3cvc_codec import decode
+    from m3cvc_codec.progress import Step
+
+    config = tiny_config(tmp_path)
+    pack_hash = FullPack(PackConfig.from_file(config)).weights_hash(FullPack.grids[0])
+    stream = full_stream(tmp_path / "s.m3v", pack_hash=pack_hash)
+    with m.Reader(stream) as reader:
+        header, total, clips = reader.header, reader.frame_count, set(range(reader.clip_count))
+    monkeypatch.setenv("M3CVC_PACK_CONFIG", str(config))
+    monkeypatch.setenv("M3CVC_MODELS", str(tiny_models))
+
+    def steps(err: str, stage: str) -> dict[int, list[tuple[int, int]]]:
+        found: dict[int, list[tuple[int, int]]] = {}
+        for k, a, b in re.findall(rf"clip (\d+) {stage}: step (\d+)/(\d+)", err):
+            found.setdefault(int(k), []).append((int(a), int(b)))
+        return found
+
+    def check(err: str) -> None:
+        # every clip's keyframe: its 2 denoising steps; a clip whose frames the video model
+        # makes (more than its keyframe, or interpolated towards the next one): its steps
+        assert steps(err, "keyframe") == {k: [(1, 2), (2, 2)] for k in clips}, err
+        made = steps(err, "clip")
+        assert made and set(made) <= clips
+        for run_steps in made.values():
+            assert run_steps == [(i + 1, run_steps[0][1]) for i in range(len(run_steps))]
+
+    monkeypatch.setenv("M3CVC_PROGRESS", "1")
+    with m.open(str(stream)) as container:
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    assert frames.shape == (total, 64, 64, 3)
+    check(capsys.readouterr().err)
+    monkeypatch.setenv("M3CVC_PROGRESS", "0")
+    with m.open(str(stream)) as container:
+        quiet = next(iter(container.decode(video=0))).to_ndarray(format="rgb24")
+    assert np.array_equal(quiet, frames[0])  # progress changes nothing in the frames
+    assert "step" not in capsys.readouterr().err
+    monkeypatch.setenv("M3CVC_PROGRESS", "1")
+
+    code, text, err = run(cli_play.main, [stream, "--headless", "--speed", "1000"], capsys)
+    played = re.search(r"(\d+) frames shown, (\d+) dropped", text)
+    assert code == 0 and played is not None and sum(map(int, played.groups())) == total, text + err
+    check(err)
+
+    monkeypatch.delenv("M3CVC_PROGRESS")
+    events: list[Step] = []
+    from m3cvc_codec.clip_decoder import ClipDecoder
+
+    with m.open(str(stream), frame_decoder=ClipDecoder(header, progress=events.append)) as container:
+        next(iter(container.decode(video=0)))
+    assert [(e.stage, e.clip, e.step, e.steps) for e in events][:2] == [("keyframe", 0, 1, 2), ("keyframe", 0, 2, 2)]
+
+    report = decode(stream, tmp_path / "out", progress=True)  # a tqdm bar, the steps as its postfix
+    assert report.frames == total
+    assert "clip 0 keyframe: step 1/2" in capsys.readouterr().err
+
+
 def test_latency_bench_full_stages(tiny_models, tmp_path, capsys):
     """tools/bench/latency.py's keyframe and clips stages on the tiny models: one row per stage,
     with its time and peak memory."""
@@ -270,6 +417,18 @@ def test_latency_bench_full_stages(tiny_models, tmp_path, capsys):
     assert [r["stage"].split(" (")[0] for r in rows] == ["keyframe encode", "keyframe decode", "clip reconstruction"]
     assert all(r["ms"] > 0 and r["peak_mib"] > 0 for r in rows)
     assert "| keyframe decode (2 steps) |" in capsys.readouterr().out
+
+
+def test_sparsectrl_shares_the_keyframe_codecs_sd_parts(tiny_models, tmp_path):
+    """The SparseCtrl pipeline runs on the keyframe codec's own VAE, text encoder and tokenizer
+    (one copy of each in memory), except with CPU offload, whose hooks move models around."""
+    config = PackConfig.from_file(tiny_config(tmp_path, "sparsectrl"))
+    pack = FullPack(config, RuntimeOptions(models_dir=str(tiny_models)))
+    pipe, codec = pack.clip_backend().pipe, pack.keyframe_codec()
+    assert pipe.vae is codec.vae and pipe.text_encoder is codec.text_encoder
+    assert pipe.tokenizer is codec.text_tokenizer
+    offloaded = FullPack(config, RuntimeOptions(models_dir=str(tiny_models), cpu_offload=True))
+    assert offloaded.clip_backend().pipe.vae is not offloaded.keyframe_codec().vae
 
 
 def test_keyframe_codec_through_the_pack(tiny_models, tmp_path):

@@ -70,6 +70,11 @@ def test_one_step_of_each_stage_writes_a_usable_pack_config(tiny_models, pairs, 
     assert comp.source == "./keyframe_tokenizer_1-16" and comp.sha256 == folder_digest(out / "keyframe_tokenizer_1-16")
     assert {"keyframe_tokenizer_1/16", "keyframe_unet_1/16", "vae", "unet"} <= set(config.grids["1/16"])
     assert config.components["vae"].subfolder == "vae"
+    # the coding size is the stream's (m3v-encode --size), not a config setting; the training
+    # size is recorded beside the trained weights
+    assert "size" not in config.settings["keyframe"]
+    for folder in ("keyframe_tokenizer_1-16", "keyframe_unet_1-16"):
+        assert json.loads((out / folder / "train_state.json").read_text())["size"] == [64, 64]
     codec = KeyframeCodec.from_config(config, RuntimeOptions(models_dir=str(tiny_models)))
     data = config.to_dict()
     data["settings"]["keyframe"]["steps"] = 2

@@ -252,6 +252,12 @@ def done_marker(folder: Path) -> dict | None:
         return None
 
 
+def _same_size(state: dict, args) -> bool:
+    """Whether a finished stage was trained at ``--size`` (folders from before the size was
+    recorded count as yes)."""
+    return state.get("size", list(args.size)) == list(args.size)
+
+
 def check_fresh(ckpt: Path, resume: bool) -> None:
     if not resume and ckpt.is_dir() and any(ckpt.glob("step_*.safetensors")):
         raise SystemExit(f"{ckpt} holds checkpoints: pass --resume to continue them, or use another --out")
@@ -262,7 +268,7 @@ def stage1(args, codec, latents, grid: str, out: Path, log: Log) -> None:
 
     target = out / f"keyframe_tokenizer_{slug(grid)}"
     state = done_marker(target)
-    if args.resume and state and state.get("steps") == args.steps1:
+    if args.resume and state and state.get("steps") == args.steps1 and _same_size(state, args):
         print(json.dumps({"stage": 1, "grid": grid, "skipped": "already trained"}), flush=True)
         return
     ckpt = out / "checkpoints" / f"stage1_{slug(grid)}"
@@ -289,7 +295,8 @@ def stage1(args, codec, latents, grid: str, out: Path, log: Log) -> None:
         progress=Bar(not args.no_progress, f"stage 1 {grid}"),
     )
     tok.save_pretrained(target)
-    (target / "train_state.json").write_text(json.dumps({"stage": 1, "grid": grid, "steps": args.steps1}) + "\n")
+    state = {"stage": 1, "grid": grid, "steps": args.steps1, "size": list(args.size)}
+    (target / "train_state.json").write_text(json.dumps(state) + "\n")
 
 
 def stage2(args, codec, latents, texts, grid: str, out: Path, log: Log) -> None:
@@ -301,7 +308,13 @@ def stage2(args, codec, latents, texts, grid: str, out: Path, log: Log) -> None:
 
     target = out / f"keyframe_unet_{slug(grid)}"
     state = done_marker(target)
-    if args.resume and state and state.get("steps") == args.steps2 and state.get("mode") == args.unet_train:
+    if (
+        args.resume
+        and state
+        and state.get("steps") == args.steps2
+        and state.get("mode") == args.unet_train
+        and _same_size(state, args)
+    ):
         print(json.dumps({"stage": 2, "grid": grid, "skipped": "already trained"}), flush=True)
         return
     tok_dir = out / f"keyframe_tokenizer_{slug(grid)}"
@@ -354,7 +367,8 @@ def stage2(args, codec, latents, texts, grid: str, out: Path, log: Log) -> None:
         )
     unet.save_pretrained(target)
     (target / "train_state.json").write_text(
-        json.dumps({"stage": 2, "grid": grid, "steps": args.steps2, "mode": args.unet_train}) + "\n"
+        json.dumps({"stage": 2, "grid": grid, "steps": args.steps2, "mode": args.unet_train, "size": list(args.size)})
+        + "\n"
     )
 
 
@@ -394,8 +408,10 @@ def write_pack_config(args, out: Path) -> Path:
     if "keyframe_unet" in comps and "keyframe_unet" not in used:
         del comps["keyframe_unet"]
     settings = dict(data.get("settings", {}))
-    settings.setdefault("keyframe", {"steps": 25, "guidance": 3.0, "scheduler": "ddim", "size": [512, 320]})
-    settings["keyframe"] = {**settings["keyframe"], "size": list(args.size)}
+    settings.setdefault("keyframe", {"steps": 25, "guidance": 3.0, "scheduler": "ddim"})
+    # the coding size is the stream's (m3v-encode --size), not the config's; the training size
+    # is in each trained folder's train_state.json
+    settings["keyframe"] = {k: v for k, v in settings["keyframe"].items() if k != "size"}
     config = PackConfig("full", comps, grids, settings, root=out)
     path = out / "pack-config.json"
     config.save(path)

@@ -84,15 +84,28 @@ def _candidates(source: str, models_dir: Path) -> list[Path]:
 
 
 def quiet_model_loading() -> None:
-    """For command-line tools: no progress bars or advisory warnings from transformers while
-    models load (a CLI says one line per problem).  Library callers keep transformers' own
-    settings; nothing happens where transformers is not installed."""
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:
-        return
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
+    """For command-line tools: no progress bars or advisory warnings from transformers or
+    diffusers while models load (a CLI says one line per problem).  Cheap: it imports neither
+    library; it takes effect in :func:`load_model`, where they have been imported.  Library
+    callers who never call it keep the libraries' own settings."""
+    global _quiet
+    _quiet = True
+    _silence_loaded_libraries()
+
+
+_quiet = False
+
+
+def _silence_loaded_libraries() -> None:
+    """Turn off the loading bars and warnings of whichever of transformers and diffusers is
+    imported by now (each keeps its setting in a module global, set once here)."""
+    import sys
+
+    for name in ("transformers.utils.logging", "diffusers.utils.logging"):
+        logging = sys.modules.get(name)
+        if logging is not None:
+            logging.disable_progress_bar()
+            logging.set_verbosity_error()
 
 
 def locate(source: str, models_dir: str | os.PathLike[str] | None = None, *, what: str = "model") -> str:
@@ -132,6 +145,8 @@ def load_model(
     ModelNotFoundError line, and a folder that holds something unloadable one ModelError line."""
     location = locate(source, models_dir, what=what)
     local = Path(location).is_dir()
+    if _quiet:
+        _silence_loaded_libraries()  # the loader's library is imported by now
     if offline(models_dir) and not local:
         kwargs.setdefault("local_files_only", True)
     try:

@@ -42,10 +42,14 @@ class M3VSource:
     ``decoder``: a ready frame decoder; by default a
     :class:`~m3cvc_codec.clip_decoder.ClipDecoder` for the stream's header, built with
     ``pack_config`` and ``options`` (those of :func:`m3cvc_codec.packs.load_pack`), which
-    checks the stream's pack and weights hash (PackError when they cannot be had).  ``pack``:
-    refuse a stream coded with another pack (PlayerError)."""
+    checks the stream's pack and weights hash (PackError when they cannot be had), and
+    ``progress`` (its hook for the diffusion steps of a slow pack, :mod:`m3cvc_codec.progress`;
+    None: a line on stderr when it is a terminal, False: nothing).  ``pack``: refuse a stream
+    coded with another pack (PlayerError)."""
 
-    def __init__(self, path, *, decoder=None, pack: str | None = None, pack_config=None, options=None) -> None:
+    def __init__(
+        self, path, *, decoder=None, pack: str | None = None, pack_config=None, options=None, progress=None
+    ) -> None:
         import m3cvc_format as m
 
         reader = m.Reader(path)
@@ -56,7 +60,7 @@ class M3VSource:
             if decoder is None:
                 from ..clip_decoder import ClipDecoder
 
-                decoder = ClipDecoder(self.header, pack_config=pack_config, options=options)
+                decoder = ClipDecoder(self.header, pack_config=pack_config, options=options, progress=progress)
             self.frames = m.FrameSource(reader, decoder=decoder)
         except BaseException:
             reader.close()
@@ -96,11 +100,11 @@ class M3VSource:
         self.frames.close()
 
 
-def open_player_source(path, *, pack: str | None = None, pack_config=None, options=None) -> M3VSource:
+def open_player_source(path, *, pack: str | None = None, pack_config=None, options=None, progress=None) -> M3VSource:
     """Open an `.m3v` file for playing (see :class:`M3VSource`).  Errors: OSError,
     m3cvc_format.M3VError, PackError (the stream's pack or weights cannot be had), PlayerError
     (a stream with no frames, or not of ``pack``)."""
-    source = M3VSource(path, pack=pack, pack_config=pack_config, options=options)
+    source = M3VSource(path, pack=pack, pack_config=pack_config, options=options, progress=progress)
     if source.frame_count <= 0:
         source.close()
         raise PlayerError("the stream has no frames")

@@ -10,6 +10,7 @@ screen with the cursor hidden and stdin in raw mode; :meth:`TerminalOutput.stop`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shutil
@@ -17,6 +18,7 @@ import sys
 import time
 from typing import Any
 
+from .. import progress
 from .output import View, fit_rect, scale_frame
 
 __all__ = ["UPPER_HALF", "TerminalOutput", "parse_keys", "render_halfblock"]
@@ -132,6 +134,7 @@ class TerminalOutput:
         self._view: View | None = None
         self._drawn_size: tuple[int, int] | None = None
         self._started = False
+        self._quiet = contextlib.ExitStack()  # the decoder's progress line, muted while we draw
 
     # -------------------------------------------------------------- terminal state
 
@@ -162,6 +165,7 @@ class TerminalOutput:
             self._saved = termios.tcgetattr(fd)
             tty.setraw(fd, termios.TCSANOW)
             self._fd = fd
+        self._quiet.enter_context(progress.muted())  # a stderr line would land inside the picture
         self._write(_ENTER)
         self._started = True
 
@@ -177,6 +181,7 @@ class TerminalOutput:
 
                 termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
                 self._saved = None
+            self._quiet.close()
 
     # -------------------------------------------------------------- drawing
 

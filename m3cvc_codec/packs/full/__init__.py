@@ -147,7 +147,7 @@ class FullPack(Pack):
 
     @property
     def keyframe_settings(self) -> Mapping[str, Any]:
-        """``settings.keyframe``: steps, guidance, scheduler, size."""
+        """``settings.keyframe``: steps, guidance, scheduler."""
         return self._settings("keyframe")
 
     @property
@@ -194,7 +194,10 @@ class FullPack(Pack):
         return self._keyframe
 
     def clip_backend(self) -> Any:
-        """The clip backend of ``settings.clips.backend`` (:func:`~.clips.load_clip_backend`)."""
+        """The clip backend of ``settings.clips.backend`` (:func:`~.clips.load_clip_backend`).
+        SparseCtrl runs on SD 1.5's parts: its VAE, text encoder and tokenizer are the keyframe
+        codec's (loaded from the same components: one copy in memory) where both run in the
+        same dtype and without CPU offload, whose hooks would move them under the other's feet."""
         if self._clips is None:
             with self._lock:
                 if self._clips is None:
@@ -202,8 +205,23 @@ class FullPack(Pack):
                     self._need(CLIP_BACKENDS[backend], f"the {backend} clip backend")
                     from .clips import load_clip_backend
 
-                    self._clips = load_clip_backend(self.config, self.options)
+                    shared = self._shared_sd_parts() if backend == "sparsectrl" else None
+                    self._clips = load_clip_backend(self.config, self.options, shared)
         return self._clips
+
+    def _shared_sd_parts(self) -> dict[str, Any]:
+        """The keyframe codec's VAE, text encoder and tokenizer for the SparseCtrl pipeline, or
+        nothing where they cannot be shared (CPU offload, another dtype)."""
+        if self.options.cpu_offload:
+            return {}
+        from ...models.hub import torch_device, torch_dtype
+
+        on_gpu = torch_device(self.options).type == "cuda"
+        clip_dtype = torch_dtype(self.options, default="float16" if on_gpu else "float32")
+        codec = self.keyframe_codec()
+        if codec.dtype != clip_dtype:
+            return {}
+        return {"vae": codec.vae, "text_encoder": codec.text_encoder, "tokenizer": codec.text_tokenizer}
 
     def _embedder_(self) -> Any:
         if self._embedder is None:
@@ -288,7 +306,8 @@ class FullPack(Pack):
 
     def decode_keyframe(self, indices: np.ndarray, grid: GridSpec, text: str = "", seed: int = 0) -> np.ndarray:
         """Index map + D^F + decode seed -> RGB uint8 frame of (grid_h*ds) x (grid_w*ds): the
-        diffusion decoder (same inputs, config and device: the same frame)."""
+        diffusion decoder (same inputs, config and device: the same frame).  Each denoising
+        step is reported to :func:`m3cvc_codec.progress.step` as ``"keyframe"``."""
         grid = self._check_grid(grid)
         idx = np.asarray(indices)
         if idx.ndim != 2 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
@@ -296,7 +315,10 @@ class FullPack(Pack):
         if idx.min() < 0 or idx.max() >= grid.vocab_size:
             raise ValueError(f"full pack: index outside the vocabulary 0..{grid.vocab_size - 1}")
         self._need(self.config.grids[grid.name], f"grid {grid.name}")
-        frame = self.keyframe_codec().decode(idx.astype(np.int64), grid.name, text or "", int(seed))
+        from ... import progress
+
+        steps = (lambda done, total: progress.step("keyframe", done, total)) if progress.active() else None
+        frame = self.keyframe_codec().decode(idx.astype(np.int64), grid.name, text or "", int(seed), progress=steps)
         return np.ascontiguousarray(frame, dtype=np.uint8)
 
     # -- clips ----------------------------------------------------------------------------
@@ -310,7 +332,8 @@ class FullPack(Pack):
         so the model makes ``frame_count + 1`` frames conditioned on ``first`` at frame 0 and
         ``last`` at frame ``frame_count``, and the last one (the next keyframe again) is
         dropped.  Prediction (``last`` None): ``frame_count`` frames from ``first`` alone.
-        Frame 0 is the model's rendering of ``first``, not ``first`` itself."""
+        Frame 0 is the model's rendering of ``first``, not ``first`` itself.  Each denoising
+        step is reported to :func:`m3cvc_codec.progress.step` as ``"clip"``."""
         if isinstance(frame_count, bool) or not isinstance(frame_count, (int, np.integer)) or frame_count < 1:
             raise ValueError(f"full pack: a clip has at least one frame, not {frame_count!r}")
         n = int(frame_count)

@@ -26,14 +26,21 @@ keyframes as conditioning frames at ``controlnet_frame_indices`` ``[0, n' - 1]``
 only makes ``8k + 1`` frames (its VAE's temporal compression: ``k * r + 1`` for ratio ``r``), and
 each backend has a longest run, ``settings["clips"]["max_frames"]`` (LTX: 121 by default;
 SparseCtrl: 16, AnimateDiff's training length, at most the motion adapter's 32 positions).
-:func:`frame_schedule` picks ``n'`` (the smallest count the model makes that is at least ``n``,
-or the longest allowed when that is too long) and which generated frame each output frame is:
 
-* interpolation: the ``n'`` frames span first -> last, so output frame ``t`` is generated frame
-  ``round(t * (n' - 1) / (n - 1))`` (nearest in time; exact when ``n' == n``);
-* prediction: the first ``n`` generated frames when ``n' >= n`` (the motion keeps its speed);
-  only when ``n`` is longer than ``max_frames`` are the ``n'`` frames stretched over ``n``, as
-  for interpolation (frames repeat).
+* A clip that fits one run: :func:`frame_schedule` picks ``n'``, the smallest count the model
+  makes that is at least ``n``, and which generated frame each output frame is.  Interpolation:
+  the ``n'`` frames span first -> last, so output frame ``t`` is generated frame
+  ``round(t * (n' - 1) / (n - 1))`` (nearest in time; exact when ``n' == n``: always for
+  SparseCtrl, and for LTX when ``n - 1`` is a multiple of 8).  Prediction: the first ``n``
+  generated frames (the motion keeps its speed).  Generating the next length the model makes
+  and keeping the nearest frames, rather than asking for an ``n`` it cannot make, is the only
+  way to get exactly ``n`` frames from LTX; the frames dropped are at most 7 of the ``n'``.
+* A clip longer than one run (``n > L``, the longest run): runs are **chained**, not stretched.
+  Each run of ``L`` frames is predicted from the last frame of the run before (the first from
+  ``first``), that frame not repeated, until at most ``L`` frames remain; the last run makes
+  them, towards ``last`` when interpolating, as above.  So motion keeps its speed and no frame
+  repeats; run ``k`` is seeded ``seed + k``, and the text is encoded once for all of them.
+  (Each run sees only the frame before it, so a long clip may drift more than a short one.)
 
 **Sizes.**  The model runs at ``settings["clips"]["size"]`` (``[width, height]``) when given, else
 at ``first``'s size rounded to the nearest multiple the model needs (LTX: 32; SD 1.5: 8), and
@@ -43,6 +50,9 @@ growing).  The coding size 512x320 needs no resizing with either backend.
 **Text.**  The clip description is encoded once per clip, the negative prompt
 (``settings["clips"]["negative_prompt"]``, default empty) once per backend; both go to the
 pipeline as embeddings.
+
+**Progress.**  Each denoising step is reported to :func:`m3cvc_codec.progress.step` as
+``"clip"`` through the pipelines' ``callback_on_step_end`` (only when a caller listens).
 
 **Determinism.**  The pipelines' noise comes from ``torch.Generator("cpu").manual_seed(seed)``
 (the same starting noise on every device), and torch's global generators are seeded from
@@ -200,6 +210,17 @@ def frame_schedule(frame_count: int, interpolate: bool, *, step: int = 1, max_fr
     return made, [(2 * t * (made - 1) + (n - 1)) // (2 * (n - 1)) for t in range(n)]
 
 
+def _longest_run(step: int, max_frames: int) -> int:
+    """The most frames one run of the model makes: ``k * step + 1`` at most ``max_frames``."""
+    step = max(1, int(step))
+    return (int(max_frames) - 1) // step * step + 1
+
+
+def _run_seed(seed: int, run: int) -> int:
+    """The seed of run ``run`` of a clip longer than one run (run 0: the clip's own seed)."""
+    return (int(seed) + run) & 0xFFFF_FFFF_FFFF_FFFF
+
+
 def _model_size(width: int, height: int, multiple: int, size: tuple[int, int] | None) -> tuple[int, int]:
     """(width, height) the model runs at: ``size`` when set (rounded to ``multiple``), else the
     frame's size rounded to the nearest multiple (at least one multiple)."""
@@ -225,6 +246,15 @@ def _check_frame(frame: np.ndarray, what: str) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
+def _progress_kwargs(steps: int) -> dict[str, Any]:
+    """``callback_on_step_end`` reporting each denoising step as ``"clip"``
+    (:mod:`m3cvc_codec.progress`), when someone listens; else nothing."""
+    from ...progress import pipeline_callback
+
+    callback = pipeline_callback("clip", steps)
+    return {} if callback is None else {"callback_on_step_end": callback}
+
+
 def _to_uint8(video: Any) -> np.ndarray:
     """A pipeline's ``output_type="np"`` frames (float in [0, 1], (F, H, W, 3)) as uint8."""
     arr = np.asarray(video, dtype=np.float32)
@@ -234,12 +264,15 @@ def _to_uint8(video: Any) -> np.ndarray:
 # -- loading -----------------------------------------------------------------------------
 
 
-def _component(config: PackConfig, name: str, what: str) -> tuple[str, dict[str, Any]]:
-    """(location for ``load_model``, extra ``from_pretrained`` kwargs) of component ``name``."""
+def _component(config: PackConfig, name: str, what: str, models_dir: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(location for ``load_model``, extra ``from_pretrained`` kwargs) of component ``name``.
+    A relative folder source is found as the keyframe codec finds it
+    (:meth:`PackConfig.resolve`): beside the config file, else under ``models_dir``
+    (``--models DIR``), never in whatever the current directory happens to hold."""
     comp = config.components.get(name)
     if comp is None:
         raise PackError(f"pack config {config.pack_id!r} has no component {name!r} ({what})")
-    where = config.resolve(name)
+    where = config.resolve(name, models_dir)
     kwargs: dict[str, Any] = {}
     if comp.subfolder:
         kwargs["subfolder"] = comp.subfolder
@@ -253,7 +286,7 @@ def _component(config: PackConfig, name: str, what: str) -> tuple[str, dict[str,
 def _load(loader: Any, config: PackConfig, options: RuntimeOptions, name: str, what: str, **kwargs: Any) -> Any:
     from ...models.hub import load_model
 
-    source, extra = _component(config, name, what)
+    source, extra = _component(config, name, what, options.models_dir)
     return load_model(loader, source, what=what, models_dir=options.models_dir, **extra, **kwargs)
 
 
@@ -310,6 +343,8 @@ class _Base:
         self.pipe = pipe
         self.settings = settings
         self._negative: Any = None
+        #: (text, its embeddings): a clip's text is encoded once however many runs it takes
+        self._last_text: tuple[str, Any] | None = None
 
     def reconstruct(
         self, first: np.ndarray, last: np.ndarray | None, text: str, frame_count: int, seed: int
@@ -323,16 +358,32 @@ class _Base:
             return first[None].copy()
         if last is not None:
             last = _resize(_check_frame(last, "the last keyframe"), width, height)
-        made, picks = frame_schedule(
-            int(frame_count), last is not None, step=self.temporal_step, max_frames=self.settings.max_frames
-        )
         mw, mh = _model_size(width, height, self.multiple, self.settings.size)
-        images = [_resize(first, mw, mh)] + ([_resize(last, mw, mh)] if last is not None else [])
+        start = _resize(first, mw, mh)
+        goal = _resize(last, mw, mh) if last is not None else None
+        longest = _longest_run(self.temporal_step, self.settings.max_frames)
+        frames: list[np.ndarray] = []
+        remaining, run = int(frame_count), 0
         with self._seeded(int(seed)):
-            video = self._generate(images, text or "", made, mw, mh, int(seed))
+            # longer than one run: runs predicted one after the other, each from the last frame
+            # of the one before (which is not repeated), the last run towards ``last``
+            while remaining > longest:
+                video = self._run([start], text, longest, mw, mh, _run_seed(seed, run))
+                frames.extend(video[:-1])
+                start, remaining, run = video[-1], remaining - (longest - 1), run + 1
+            made, picks = frame_schedule(
+                remaining, goal is not None, step=self.temporal_step, max_frames=self.settings.max_frames
+            )
+            images = [start] + ([goal] if goal is not None else [])
+            video = self._run(images, text, made, mw, mh, _run_seed(seed, run))
+            frames.extend(video[i] for i in picks)
+        return np.stack([_resize(f, width, height) for f in frames])
+
+    def _run(self, images: list[np.ndarray], text: str, made: int, width: int, height: int, seed: int) -> np.ndarray:
+        video = self._generate(images, text or "", made, width, height, seed)
         if video.shape[0] != made:
             raise RuntimeError(f"the clip model made {video.shape[0]} frames, not {made}")
-        return np.stack([_resize(video[i], width, height) for i in picks])
+        return video
 
     @contextmanager
     def _seeded(self, seed: int) -> Iterator[None]:
@@ -375,10 +426,13 @@ class LtxBackend(_Base):
         self.temporal_step = int(pipe.vae_temporal_compression_ratio)
 
     @classmethod
-    def from_config(cls, config: PackConfig, options: RuntimeOptions | None = None) -> LtxBackend:
+    def from_config(
+        cls, config: PackConfig, options: RuntimeOptions | None = None, shared: Mapping[str, Any] | None = None
+    ) -> LtxBackend:
         """Load the config's ``video`` component (an LTX-Video diffusers repository or folder)
         through :func:`m3cvc_codec.models.hub.load_model`, on ``options.device``; dtype
-        bfloat16 on a GPU unless ``options.dtype`` says otherwise, float32 on the CPU."""
+        bfloat16 on a GPU unless ``options.dtype`` says otherwise, float32 on the CPU.
+        ``shared``: unused (LTX-Video has no part in common with the keyframe codec)."""
         settings = ClipSettings.from_settings(config.settings, "ltx")
         device, dtype, options = _runtime(options, "bfloat16")
         from diffusers import LTXConditionPipeline
@@ -388,9 +442,11 @@ class LtxBackend(_Base):
         )
         return cls(_place(pipe, device, options), settings)
 
-    def _embed(self, text: str) -> tuple[Any, Any]:
+    def _embed(self, text: str, *, remember: bool = True) -> tuple[Any, Any]:
         import torch
 
+        if remember and self._last_text is not None and self._last_text[0] == text:
+            return self._last_text[1]  # type: ignore[no-any-return]
         with torch.no_grad():
             embeds, mask, _, _ = self.pipe.encode_prompt(
                 prompt=text,
@@ -398,6 +454,8 @@ class LtxBackend(_Base):
                 max_sequence_length=self.settings.max_sequence_length,
                 device=self.pipe._execution_device,
             )
+        if remember:
+            self._last_text = (text, (embeds, mask))
         return embeds, mask
 
     def _generate(
@@ -415,7 +473,7 @@ class LtxBackend(_Base):
         extra: dict[str, Any] = {}
         if s.guidance > 1.0:
             if self._negative is None:
-                self._negative = self._embed(s.negative_prompt)
+                self._negative = self._embed(s.negative_prompt, remember=False)
             extra = {"negative_prompt_embeds": self._negative[0], "negative_prompt_attention_mask": self._negative[1]}
         # the pipeline hands the scheduler LTX's own timesteps, which it warns about every call
         with torch.no_grad(), _quiet("diffusers.schedulers.scheduling_flow_match_euler_discrete"):
@@ -436,6 +494,7 @@ class LtxBackend(_Base):
                 max_sequence_length=s.max_sequence_length,
                 output_type="np",
                 **extra,
+                **_progress_kwargs(s.steps),
             )
         return _to_uint8(out.frames[0])
 
@@ -453,13 +512,25 @@ class SparseCtrlBackend(_Base):
         super().__init__(pipe, settings if settings is not None else ClipSettings(backend="sparsectrl", max_frames=16))
 
     @classmethod
-    def from_config(cls, config: PackConfig, options: RuntimeOptions | None = None) -> SparseCtrlBackend:
+    def from_config(
+        cls, config: PackConfig, options: RuntimeOptions | None = None, shared: Mapping[str, Any] | None = None
+    ) -> SparseCtrlBackend:
         """Load the SD 1.5 components (``vae``, ``unet``, ``text_encoder``, ``tokenizer``,
         ``scheduler``), ``motion_adapter`` and ``sparse_controlnet`` through
         :func:`m3cvc_codec.models.hub.load_model`, on ``options.device``; dtype float16 on a
-        GPU unless ``options.dtype`` says otherwise, float32 on the CPU."""
+        GPU unless ``options.dtype`` says otherwise, float32 on the CPU.
+
+        ``shared``: SD parts already loaded from the same components, by name (``vae``,
+        ``text_encoder``, ``tokenizer``: the keyframe codec's, see ``FullPack.clip_backend``),
+        used instead of a second copy.  They must be in the dtype chosen here; the pipeline only
+        reads them.  (The UNet is never shared: the keyframe codec's is the trained one.)"""
         settings = ClipSettings.from_settings(config.settings, "sparsectrl")
         device, dtype, options = _runtime(options, "float16")
+        shared = dict(shared or {})
+        for name, part in shared.items():
+            part_dtype = getattr(part, "dtype", dtype)
+            if name not in ("vae", "text_encoder", "tokenizer") or part_dtype != dtype:
+                raise ValueError(f"SparseCtrl backend: cannot share {name!r} ({part_dtype}; the clips run in {dtype})")
         from diffusers import (
             AnimateDiffSparseControlNetPipeline,
             AutoencoderKL,
@@ -471,6 +542,8 @@ class SparseCtrlBackend(_Base):
         from transformers import CLIPTextModel, CLIPTokenizer
 
         def load(loader: Any, name: str, what: str, **kw: Any) -> Any:
+            if name in shared:
+                return shared[name]
             return _load(loader, config, options, name, what, **kw)
 
         scheduler_config = load(DDIMScheduler.load_config, "scheduler", "SD 1.5 scheduler")
@@ -508,11 +581,15 @@ class SparseCtrlBackend(_Base):
             )
         return cls(_place(pipe, device, options), settings)
 
-    def _embed(self, text: str) -> Any:
+    def _embed(self, text: str, *, remember: bool = True) -> Any:
         import torch
 
+        if remember and self._last_text is not None and self._last_text[0] == text:
+            return self._last_text[1]
         with torch.no_grad():
             embeds, _ = self.pipe.encode_prompt(text, self.pipe._execution_device, 1, False)
+        if remember:
+            self._last_text = (text, embeds)
         return embeds
 
     def _generate(
@@ -526,7 +603,7 @@ class SparseCtrlBackend(_Base):
         extra: dict[str, Any] = {}
         if s.guidance > 1.0:
             if self._negative is None:
-                self._negative = self._embed(s.negative_prompt)
+                self._negative = self._embed(s.negative_prompt, remember=False)
             extra = {"negative_prompt_embeds": self._negative}
         with torch.no_grad():
             out = self.pipe(
@@ -542,6 +619,7 @@ class SparseCtrlBackend(_Base):
                 generator=self._generator(seed),
                 output_type="np",
                 **extra,
+                **_progress_kwargs(s.steps),
             )
         return _to_uint8(out.frames[0])
 
@@ -552,9 +630,12 @@ class SparseCtrlBackend(_Base):
 BACKENDS: Mapping[str, Any] = {"ltx": LtxBackend, "sparsectrl": SparseCtrlBackend}
 
 
-def load_clip_backend(config: PackConfig, options: RuntimeOptions | None = None) -> ClipBackend:
+def load_clip_backend(
+    config: PackConfig, options: RuntimeOptions | None = None, shared: Mapping[str, Any] | None = None
+) -> ClipBackend:
     """The backend ``config.settings["clips"]["backend"]`` names (default ``"ltx"``), loaded
-    with :meth:`LtxBackend.from_config` or :meth:`SparseCtrlBackend.from_config`."""
+    with :meth:`LtxBackend.from_config` or :meth:`SparseCtrlBackend.from_config` (``shared``:
+    parts already loaded, see there)."""
     settings = ClipSettings.from_settings(config.settings)
-    backend: ClipBackend = BACKENDS[settings.backend].from_config(config, options)
+    backend: ClipBackend = BACKENDS[settings.backend].from_config(config, options, shared)
     return backend

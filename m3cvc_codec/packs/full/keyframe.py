@@ -26,7 +26,10 @@ A trained component's ``sha256`` (when given) is checked against :func:`folder_d
 folder on loading.  Settings, under ``settings["keyframe"]``: ``steps`` (25), ``guidance`` (3.0;
 1 or less: no classifier-free guidance), ``scheduler`` (``ddim``; also ``ddpm``, ``pndm``,
 ``euler``, ``euler_a``, ``dpm``, ``unipc``: built from the ``scheduler`` component's
-configuration), ``size`` ([512, 320], the coding size; informative here).
+configuration).  There is no size setting: the codec works at the frame's size, which is the
+stream's coding size (``m3v-encode --size``, 512x320 by default for every pack, the paper's
+training size; ``tools/train_full.py --size`` trains at it and records it in each trained
+folder's ``train_state.json``).
 
 Same frame/indices + config + seed on the same device and dtype give the same output.  torch,
 diffusers and transformers are imported inside the functions and classes that need them, so
@@ -77,7 +80,7 @@ GRID_DOWNSAMPLE = {"1/16": 16, "1/8": 8}
 #: SD's parts, by component name.
 BASE_COMPONENTS = ("vae", "unet", "text_encoder", "tokenizer", "scheduler")
 #: Default keyframe settings (``settings["keyframe"]``).
-DEFAULTS: dict[str, Any] = {"steps": 25, "guidance": 3.0, "scheduler": "ddim", "size": [512, 320]}
+DEFAULTS: dict[str, Any] = {"steps": 25, "guidance": 3.0, "scheduler": "ddim"}
 #: Scheduler names of the settings -> diffusers class names.
 SCHEDULERS = {
     "ddim": "DDIMScheduler",
