@@ -26,8 +26,10 @@ stops at no particular token, so every answer is forced to exactly ``--max-new-t
 The real-size Qwen-VL (8.3 B parameters) needs a GPU: in float32 it does not fit in 24 GiB.
 The full pack's real sizes (model_configs/sd15-*.json: VAE 83.7 M, UNet 859.5 M, text encoder
 123.1 M parameters, plus the keyframe tokenizer at its default size; ltx-video-0.9.5-*.json:
-transformer 1.92 B, video VAE 1.25 B, T5-XXL encoder 4.76 B) are built the same way; the
-keyframe codec runs on a CPU with 16 GiB, LTX-Video wants a GPU (T5-XXL alone is 19 GB in float32).
+transformer 1.92 B, video VAE 1.25 B, T5-XXL encoder 4.76 B; animatediff-*.json: motion adapter
+v1-5-3 417.1 M, SparseCtrl RGB 496.7 M, on SD 1.5's UNet) are built the same way; the keyframe
+codec and SparseCtrl run on a CPU with 16 GiB, LTX-Video wants a GPU (T5-XXL alone is 19 GB in
+float32).
 
 Frames: ``--video`` (default: a clip of ../shared/media, else docs/sample/sample.webm) at the
 coding size.  Figures go to docs/benchmarks.md (section "latency-<label>") unless --no-doc.
@@ -112,6 +114,8 @@ def build_real_size(root: Path, families: list[str], device: str, clip: bool = T
 
 SD15_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 LTX_ID = "Lightricks/LTX-Video-0.9.5"
+MOTION_ADAPTER_ID = "guoyww/animatediff-motion-adapter-v1-5-3"  # tools/tiny_models/video.py
+SPARSECTRL_RGB_ID = "guoyww/animatediff-sparsectrl-rgb"
 KEYFRAME_TINY = "m3cvc/keyframe-tiny"  # tools/tiny_models/sd.py
 KEYFRAME_REAL = "m3cvc/keyframe-real-size"
 STAGES = ("select", "describe", "keyframe", "clips")
@@ -178,7 +182,16 @@ def build_full_real_size(root: Path, stages: list[str], backend: str, device: st
         made(lambda: AutoencoderKLLTXVideo.from_config(_config("ltx-video-0.9.5-vae.json")), dst / "vae")
         made(lambda: T5EncoderModel(T5Config(**_config("ltx-video-0.9.5-text-encoder.json"))), dst / "text_encoder")
     if "animatediff-sparsectrl" in want:
-        raise SystemExit("--real-size --clip-backend sparsectrl: no real-size AnimateDiff configs are shipped; use ltx")
+        from diffusers import MotionAdapter, SparseControlNetModel
+
+        made(
+            lambda: MotionAdapter.from_config(_config("animatediff-motion-adapter-v1-5-3.json")),
+            root / MOTION_ADAPTER_ID,
+        )
+        made(
+            lambda: SparseControlNetModel.from_config(_config("animatediff-sparsectrl-rgb.json")),
+            root / SPARSECTRL_RGB_ID,
+        )
     shutil.rmtree(tiny)
 
 
