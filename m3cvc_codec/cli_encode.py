@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from m3cvc_format.cli import run, show_progress
 
@@ -27,12 +28,20 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .keyframes import KeyframeParams as d
-    from .packs import DEFAULT_PACK
-
     p = argparse.ArgumentParser(prog=PROG, description="Code a video into an .m3v stream (M3-CVC).")
     p.add_argument("input", nargs="?", help="video file (anything FFmpeg reads: mp4, mkv, avi, webm, y4m, ...)")
     p.add_argument("-o", "--output", help="output .m3v file, or - for standard output (required)")
+    add_encode_options(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, notices or closing line")
+    return p
+
+
+def add_encode_options(p: argparse.ArgumentParser) -> None:
+    """Every option of m3v-encode but the input, the output and --quiet (m3v-batch encode takes
+    the same ones, so its streams are the same bytes)."""
+    from .keyframes import KeyframeParams as d
+    from .packs import DEFAULT_PACK
+
     add_pack_arguments(p, pack_default=DEFAULT_PACK, pack_help=f"model pack id (default {DEFAULT_PACK})")
     p.add_argument("--grid", default="1/16", help="index grid variant of the pack (default 1/16)")
     p.add_argument(
@@ -135,8 +144,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_size, default=(512, 320), help="coding size WxH, multiples of 16 (default 512x320)")
     p.add_argument("--fps", default="8", help="coding frame rate (default 8)")
     p.add_argument("--pad", action="store_true", help="letterbox to the coding aspect instead of cropping")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, notices or closing line")
-    return p
 
 
 def _encode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -149,14 +156,20 @@ def _encode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 0
     if args.input is None or args.output is None:
         parser.error("the following arguments are required: input, -o/--output")
-    if args.describe == "vlm" or args.scorer != "pack":
-        from .models.hub import quiet_model_loading
+    from .models.hub import quiet_model_loading
 
-        quiet_model_loading()
+    quiet_model_loading()  # models load with --pack full, --describe vlm, --scorer clip: no loading bars
 
-    report = encode(
-        args.input,
-        args.output,
+    report = encode(args.input, args.output, **encode_kwargs(args), progress=show_progress(args.quiet))
+    if not args.quiet:
+        print(f"{PROG}: {report.summary()}", file=sys.stderr)
+    return 0
+
+
+def encode_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`m3cvc_codec.encoder.encode` that the options of
+    :func:`add_encode_options` ask for (all but input, output and progress)."""
+    return dict(
         pack=args.pack,
         pack_config=args.pack_config,
         options=runtime_options(args),
@@ -186,11 +199,7 @@ def _encode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         fit="pad" if args.pad else "crop",
         refresh=args.refresh,
         reuse=args.reuse,
-        progress=show_progress(args.quiet),
     )
-    if not args.quiet:
-        print(f"{PROG}: {report.summary()}", file=sys.stderr)
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
