@@ -26,20 +26,26 @@ produced.
 from __future__ import annotations
 
 import builtins
+import functools
+import io
 import math
 import numbers
 import os
-from collections.abc import Iterator, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from .constants import Mode
+from .constants import MAX_LENGTH_VARINT_BYTES, ChunkType, Mode
+from .errors import M3VError
 from .framedecoders import DecoderNotFoundError
 from .framesource import DEFAULT_CACHE_SIZE, FrameSource
-from .framing import parse_clip_chunk
+from .framing import chunk_extent, parse_clip_chunk
 from .model import ClipRecord
-from .opener import EBML_MAGIC
+from .opener import EBML_MAGIC, Source, open_source
 from .pyav_errors import pyav_errors
+from .remote import is_url
 
 if TYPE_CHECKING:
     from .framedecoders import FrameDecoder
@@ -120,32 +126,29 @@ def open(
     if isinstance(timeout, (tuple, list)):
         timeout = timeout[1] if len(timeout) > 1 else timeout[0]
     is_path = isinstance(file, (str, os.PathLike)) and os.fspath(file) != "-"
-    if not is_path and not isinstance(file, (bytes, bytearray, memoryview)) and hasattr(file, "read"):
+    is_data = isinstance(file, (bytes, bytearray, memoryview))
+    if not is_path and not is_data and hasattr(file, "read"):
         readable = getattr(file, "readable", None)
         if readable is not None and not readable():  # PyAV's check and message
             raise ValueError("File object has no read() method, or readable() returned False.")
     name = str(os.fspath(file)) if is_path else str(getattr(file, "name", "<stream>"))
+    sniff_mkv = format != "m3v"
+    src, outer = _outer_file(file, is_path, sniff_mkv and not follow, name)
     with pyav_errors(name):
+        if is_path and is_url(name):  # opened here, to know the file a Matroska window reads
+            src = open_source(name, follow=follow, timeout=timeout, sniff_mkv=sniff_mkv)
+            outer = _remote_matroska(src)
         source = FrameSource.open(
-            file,
+            src,
             follow=follow,
             timeout=timeout,
             on_damage=on_damage,
-            sniff_mkv=format != "m3v",
+            sniff_mkv=sniff_mkv,
             decoder=frame_decoder,
             cache_size=cache_size,
         )
-    mkv_size: int | None = None
-    if format != "m3v":  # the Matroska file's own size, not that of the stream attached to it
-        if is_path and not follow and "://" not in name:  # a local file (not a URL)
-            try:
-                with builtins.open(file, "rb") as f:  # open() is shadowed here
-                    if f.read(4) == EBML_MAGIC:
-                        mkv_size = os.fstat(f.fileno()).st_size
-            except OSError:  # gone since: the stream read is what there is
-                pass
-        elif isinstance(file, (bytes, bytearray, memoryview)) and bytes(file[:4]) == EBML_MAGIC:
-            mkv_size = len(file)
+    if isinstance(outer, _PipeMeter):
+        outer = outer.matroska()  # read to its end by now: a Matroska pipe is read whole
     return InputContainer(
         source,
         name=getattr(source.reader, "name", name),
@@ -153,9 +156,192 @@ def open(
         container_options=container_options,
         stream_options=stream_options,
         packets=packets,
-        matroska=(file if is_path else None, mkv_size) if mkv_size is not None else None,
-        file=None if is_path or isinstance(file, (bytes, bytearray, memoryview)) else file,
+        matroska=outer,
+        file=None if is_path or is_data else file,
     )
+
+
+class _Matroska:
+    """The Matroska file a stream was read from, when it came in one: its ``size`` in bytes, and
+    its chapters, either read already (``chapters``: a pipe's, whose bytes are not kept) or
+    read on request from what ``reopen()`` returns (a path, or a :class:`_Slice` of the bytes,
+    the caller's file object or the remote file)."""
+
+    def __init__(self, size: int, *, chapters: list[dict[str, Any]] | None = None, reopen: Any = None) -> None:
+        self.size = size
+        self.chapters = chapters
+        self._reopen = reopen
+
+    def read_chapters(self) -> list[dict[str, Any]]:
+        if self.chapters is None:
+            self.chapters = _pyav_chapters(self._reopen()) if self._reopen is not None else []
+        return self.chapters
+
+
+def _pyav_chapters(target: Any) -> list[dict[str, Any]]:
+    """The chapters real PyAV (FFmpeg's Matroska demuxer) reads from ``target``, a path or a
+    :class:`_Slice`."""
+    import av
+
+    if isinstance(target, _Slice):
+        with target.kept_position(), av.open(target) as mkv:
+            return list(mkv.chapters())
+    with av.open(os.fspath(target)) as mkv:
+        return list(mkv.chapters())
+
+
+def _outer_file(file: Any, is_path: bool, sniff_mkv: bool, name: str) -> tuple[Any, _Matroska | _PipeMeter | None]:
+    """What to read the stream from, and the Matroska file it comes in (None when it is not
+    one, or when that is found out only when the URL is opened).  A pipe (or ``"-"``) is read
+    through a :class:`_PipeMeter`, which measures it if it turns out to be a Matroska file."""
+    if not sniff_mkv:
+        return file, None
+    if is_path:
+        if is_url(name):
+            return file, None
+        try:
+            with builtins.open(file, "rb") as f:  # open() is shadowed here
+                if f.read(4) == EBML_MAGIC:
+                    return file, _Matroska(os.fstat(f.fileno()).st_size, reopen=lambda: file)
+        except OSError:  # FrameSource.open says what is wrong with the path
+            pass
+        return file, None
+    if isinstance(file, (bytes, bytearray, memoryview)):
+        if bytes(file[:4]) == EBML_MAGIC:
+            return file, _Matroska(len(file), reopen=lambda: _Slice(io.BytesIO(file), 0, len(file)))
+        return file, None
+    if isinstance(file, str) and file == "-":
+        file = sys.stdin.buffer
+    if not hasattr(file, "read"):
+        return file, None  # FrameSource.open refuses it
+    try:
+        seekable = bool(file.seekable())
+    except (AttributeError, ValueError, OSError):
+        seekable = False
+    if not seekable:
+        meter = _PipeMeter(file)
+        return meter, meter
+    try:
+        start = file.tell()
+        head = file.read(4)
+        end = file.seek(0, io.SEEK_END)
+        file.seek(start)
+    except (OSError, ValueError):  # a closed file: FrameSource.open says so
+        return file, None
+    if head != EBML_MAGIC:
+        return file, None
+    return file, _Matroska(end - start, reopen=lambda: _Slice(file, start, end - start))
+
+
+def _remote_matroska(src: Source) -> _Matroska | None:
+    """The Matroska file at a URL whose attached stream ``src`` reads: its size, and its
+    chapters read from it on request (FFmpeg's demuxer reads the whole file for them, the
+    attachment included)."""
+    from .remote import RemoteFile
+
+    # Source keeps the files it opened (to close them): for a URL, the remote file.  When the
+    # file read is not that remote file itself, it is a window onto an attachment in it.
+    remote = next((f for f in getattr(src, "_owned", ()) if isinstance(f, RemoteFile)), None)
+    read: Any = src.file
+    if remote is None or read is remote:
+        return None
+    return _Matroska(remote.size, reopen=lambda: _Slice(remote, 0, remote.size))
+
+
+class _Slice(io.RawIOBase):
+    """Bytes ``start`` to ``start + size`` of a seekable binary file, as a file of their own
+    for ``av.open``: each read seeks first, so the file can be shared."""
+
+    def __init__(self, file: Any, start: int, size: int) -> None:
+        super().__init__()
+        self._file, self._start, self._size, self._pos = file, start, size, 0
+        self.name = str(getattr(file, "name", "<stream>"))
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = self._size if size is None or size < 0 else min(self._pos + size, self._size)
+        if end <= self._pos:
+            return b""
+        self._file.seek(self._start + self._pos)
+        data: bytes = self._file.read(end - self._pos)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    @contextmanager
+    def kept_position(self) -> Iterator[None]:
+        """The shared file's position as it was, afterwards (a caller's file object)."""
+        before = self._file.tell()
+        try:
+            self._pos = 0
+            yield
+        finally:
+            self._file.seek(before)
+
+
+class _PipeMeter:
+    """A forward-only file (a pipe, standard input) read through, counting its bytes and, when
+    it starts as a Matroska file does, keeping them: the opener reads such a pipe to its end to
+    extract the stream attached to it, and :meth:`matroska` then has the file's size and
+    chapters.  An `.m3v` pipe passes through (counted, not kept)."""
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+        self.name = getattr(file, "name", "<stream>")
+        self._count = 0
+        self._kept: bytearray | None = bytearray()  # until the first 4 bytes say what it is
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int | None = -1) -> bytes:
+        data: bytes = self._file.read(-1 if size is None else size)
+        if data:
+            self._count += len(data)
+            if self._kept is not None:
+                self._kept += data
+                if len(self._kept) >= 4 and self._kept[:4] != EBML_MAGIC:
+                    self._kept = None
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def matroska(self) -> _Matroska | None:
+        """The Matroska file read (its chapters read now, its bytes then dropped); None for an
+        `.m3v` stream."""
+        kept, self._kept = self._kept, None
+        if kept is None or kept[:4] != EBML_MAGIC:
+            return None
+        try:
+            chapters = _pyav_chapters(_Slice(io.BytesIO(kept), 0, len(kept)))
+        except Exception:  # the stream was read; FFmpeg finding no chapters in it is no error
+            chapters = []
+        return _Matroska(self._count, chapters=chapters)
 
 
 class ClosedContainerError(ValueError, AssertionError):
@@ -269,16 +455,26 @@ class StreamContainer:
 
 
 class IndexEntry:
-    """One entry of ``stream.index_entries``: a clip's CLIP chunk, the stream's keyframes."""
+    """One entry of ``stream.index_entries``: a clip's CLIP chunk, the stream's keyframes.
+    ``size`` is the chunk's own, measured on first use (``measure``) when not given."""
 
-    __slots__ = ("flags", "min_distance", "pos", "size", "timestamp")
+    __slots__ = ("_measure", "_size", "flags", "min_distance", "pos", "timestamp")
 
-    def __init__(self, pos: int, timestamp: int, size: int) -> None:
+    def __init__(
+        self, pos: int, timestamp: int, size: int | None = None, measure: Callable[[], int] | None = None
+    ) -> None:
         self.pos = pos
         self.timestamp = timestamp
-        self.size = size
+        self._size = size
+        self._measure = measure
         self.flags = 1  # AVINDEX_KEYFRAME: every clip starts at a keyframe
         self.min_distance = 0
+
+    @property
+    def size(self) -> int:
+        if self._size is None:
+            self._size = self._measure() if self._measure is not None else 0
+        return self._size
 
     is_keyframe = property(lambda self: bool(self.flags & 1))
     is_discard = property(lambda self: bool(self.flags & 2))
@@ -292,7 +488,9 @@ class IndexEntry:
 
 class IndexEntries:
     """``stream.index_entries`` (PyAV's IndexEntries): one entry per clip, from the stream's
-    index (a stream that is not seekable: the clips read so far)."""
+    index (a stream that is not seekable: the clips read so far).  An entry's ``size`` is its
+    CLIP chunk's: the clip's record when it has been read, else the length in the chunk's
+    header (a read of a few bytes, made when the size is first asked for)."""
 
     def __init__(self, stream: VideoStream) -> None:
         self._stream = stream
@@ -305,11 +503,30 @@ class IndexEntries:
     def _read_entries(self, source: FrameSource) -> list[IndexEntry]:
         fd = self._stream._frame_duration
         reader = source.reader
-        if source.seekable:
-            entries = reader.index
-            ends = [e.offset for e in entries[1:]] + [reader.index_offset or reader.size or 0]
-            return [IndexEntry(e.offset, e.first_frame * fd, max(end - e.offset, 0)) for e, end in zip(entries, ends)]
-        return [IndexEntry(r.offset, r.first_frame * fd, r.size) for r, _ in source._records.values()]
+        if not source.seekable:
+            return [IndexEntry(r.offset, r.first_frame * fd, r.size) for r, _ in source._records.values()]
+        entries = reader.index
+        ends = [e.offset for e in entries[1:]] + [reader.index_offset or reader.size or 0]
+        sizes = self._stream.container._clip_sizes
+        return [
+            IndexEntry(
+                e.offset,
+                e.first_frame * fd,
+                sizes.get(e.offset),
+                functools.partial(self._measure, e.clip_index, e.offset, end),
+            )
+            for e, end in zip(entries, ends)
+        ]
+
+    def _measure(self, clip_index: int, offset: int, end: int) -> int:
+        """The size of the CLIP chunk at ``offset``, which the index says ends by ``end`` (the
+        next clip's offset, or the INDX chunk's: ancillary chunks may lie between)."""
+        container = self._stream.container
+        with pyav_errors(container.name):
+            source = container._live_source()
+            size = _clip_chunk_size(source, clip_index, offset, end)
+        container._clip_sizes[offset] = size
+        return size
 
     def __len__(self) -> int:
         return len(self._entries())
@@ -449,7 +666,7 @@ class CodecContext:
             if not data and not timed:  # a flush
                 return self._emit(time_base)
             if not data:  # an empty frame packet: a frame of the clip being collected
-                n = packet.pts // self._stream._frame_duration
+                n = _frame_number(packet, self._stream)
                 record = self._pending
                 if record is not None and record.first_frame <= n < record.end_frame:
                     self._pending_frames.append(n)
@@ -477,6 +694,13 @@ class CodecContext:
 
     def __repr__(self) -> str:
         return f"<av.VideoCodecContext video/{self.name} at 0x{id(self):x}>"
+
+
+def _frame_number(packet: Packet, stream: VideoStream) -> int:
+    """The frame a timed packet is for, in whatever time base its timestamps now are."""
+    assert packet.pts is not None  # an untimed packet is a flush
+    ticks = Fraction(packet.pts) * (packet.time_base or stream.time_base) / stream.time_base
+    return math.floor(ticks / stream._frame_duration)
 
 
 _NO_CONTEXT = object()
@@ -696,21 +920,28 @@ class VideoStream:
         return f"<av.VideoStream #{self.index} {self.name}, {self.pix_fmt} {self.width}x{self.height} {at}>"
 
 
-class Packet:
+class Packet(bytearray):
     """A packet of an `.m3v` stream, shaped like ``av.Packet``.
 
     A frame packet (the default): the first frame of a clip carries the clip's CLIP chunk and
     is a keyframe, the clip's other frames are empty (``size`` 0) but timed; a clip packet
     (``open(..., packets="clip")``) carries the chunk and spans the clip.  ``av.Packet`` cannot
     be subclassed and its ``stream`` must be an FFmpeg stream, so this is our own class:
-    ``bytes(packet)``, ``size``, ``pts``, ``dts``, ``duration``, ``time_base``, ``is_keyframe``,
-    ``pos`` (byte offset of the chunk, -1 for an empty packet), ``stream``, ``stream_index``,
-    ``iter_sidedata()`` (none) and ``decode()`` behave as PyAV's.  :meth:`to_av` gives a real
-    ``av.Packet`` with the same bytes and timing (without ``stream``)."""
+    ``size``, ``pts``, ``dts``, ``duration``, ``time_base``, ``is_keyframe``, ``pos`` (byte
+    offset of the chunk, None for an empty packet), ``stream``, ``stream_index``,
+    ``rescale_ts()``, the side data calls and ``decode()`` behave as PyAV's.
+
+    Its bytes are the packet's data, through the buffer protocol as PyAV's (``bytes(packet)``,
+    ``memoryview(packet)``, writable, ``numpy.frombuffer``, ``file.write(packet)``,
+    ``update()``).  A Python class can give the buffer protocol only from Python 3.12
+    (``__buffer__``, PEP 688), so the class is a ``bytearray`` on every version: equality,
+    hashing, truth and ``str`` are PyAV's (identity; always true), ``len()`` the size (PyAV's
+    has none).  :meth:`to_av` gives a real ``av.Packet`` with the same bytes, timing and side
+    data (without ``stream``)."""
 
     __slots__ = (
-        "_data",
         "_frames",
+        "_side_data",
         "dts",
         "duration",
         "is_corrupt",
@@ -734,20 +965,25 @@ class Packet:
     ) -> None:
         """``record`` None: the flush packet that ends a demux, as PyAV's.  ``frame`` None: a
         packet for the whole clip; else for that frame (the data only on the clip's first)."""
-        self._data = bytes(data)
+        super().__init__(data)
         self.stream = stream
-        self.time_base = stream.time_base
+        self.time_base: Fraction = stream.time_base
         self.is_corrupt = False
         self.is_discard = False
         self.is_disposable = False
         self.is_trusted = False
         self.opaque = None
+        self._side_data: Any = None  # an av.Packet holding side data set on this one
         fd = stream._frame_duration
+        self.pos: int | None
+        self.pts: int | None
+        self.dts: int | None
+        self.duration: int | None
         if record is None:
             self.pts = self.dts = None
             self.duration = 0
             self.is_keyframe = False
-            self.pos = -1
+            self.pos = None
             self._frames = 0
         elif frame is None:
             self.pts = self.dts = record.first_frame * fd
@@ -759,39 +995,116 @@ class Packet:
             self.pts = self.dts = frame * fd
             self.duration = fd
             self.is_keyframe = frame == record.first_frame
-            self.pos = record.offset if self.is_keyframe else -1
+            self.pos = record.offset if self.is_keyframe else None
             self._frames = 1
 
-    size = property(lambda self: len(self._data))
+    # PyAV's packets are equal only to themselves, hashable, and true even when empty.
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__  # type: ignore[assignment]
+
+    def __bool__(self) -> bool:
+        return True
+
+    size = property(lambda self: len(self))
     buffer_size = size
     stream_index = property(lambda self: self.stream.index)
 
-    def __bytes__(self) -> bytes:
-        return self._data
+    @property
+    def buffer_ptr(self) -> int:
+        """The address of the packet's bytes (0 when it has none), as PyAV's."""
+        if not len(self):
+            return 0
+        import ctypes
 
-    def decode(self) -> list[Any]:
+        return ctypes.addressof(ctypes.c_char.from_buffer(self))
+
+    def update(self, input: Any) -> None:
+        """Replace the packet's bytes with as many others (any buffer), as PyAV's Buffer does."""
+        try:
+            view = memoryview(input)
+        except TypeError:
+            raise TypeError("expected bytes, bytearray or memoryview") from None
+        if view.nbytes != len(self):
+            raise ValueError(f"got {view.nbytes} bytes; need {len(self)} bytes")
+        self[:] = view.cast("B") if view.c_contiguous else view.tobytes()
+
+    def rescale_ts(self, time_base: Any) -> None:
+        """PyAV's (``av_packet_rescale_ts``): ``pts``, ``dts`` and a positive ``duration`` to
+        ``time_base``, an ``av.AVRational`` (a ``Fraction`` is a TypeError, as in PyAV 18.1),
+        rounding to the nearest, halves away from zero; then ``time_base`` is set.  A packet
+        without a time base takes it with its values unchanged."""
+        from av.rational import AVRational
+
+        if not isinstance(time_base, AVRational):
+            raise TypeError("time_base must be an AVRational")
+        if not time_base.num:
+            raise ValueError("Cannot rebase to zero time.")
+        dst = Fraction(time_base.num, time_base.den)
+        src = self.time_base
+        if src and src != dst:
+            self.pts, self.dts = _rescaled(self.pts, src, dst), _rescaled(self.dts, src, dst)
+            if self.duration is not None and self.duration > 0:
+                self.duration = _rescaled(self.duration, src, dst)
+        self.time_base = dst
+
+    def decode(self) -> list[Any]:  # type: ignore[override]
         return self.stream.decode(self)
 
+    def _holder(self) -> Any:
+        if self._side_data is None:
+            import av
+
+            self._side_data = av.Packet()
+        return self._side_data
+
     def iter_sidedata(self) -> Iterator[Any]:
-        """Packet side data: an `.m3v` packet has none."""
-        return iter(())
+        """``av.packet.PacketSideData`` objects: those given to :meth:`set_sidedata` (an `.m3v`
+        packet carries none of its own)."""
+        return iter(()) if self._side_data is None else self._side_data.iter_sidedata()
 
     def has_sidedata(self, dtype: str) -> bool:
-        return False
+        """Whether side data of type ``dtype`` (PyAV's names) was set; ValueError for an
+        unknown type, as PyAV."""
+        return bool(self._holder().has_sidedata(dtype))
+
+    def get_sidedata(self, dtype: str) -> Any:
+        """A copy of the side data of type ``dtype``: an ``av.packet.PacketSideData``, empty
+        (false, ``data_size`` 0) when there is none, as PyAV."""
+        return self._holder().get_sidedata(dtype)
+
+    def set_sidedata(self, sidedata: Any, move: bool = False) -> None:
+        """Copy (or move, emptying ``sidedata``) PyAV side data onto this packet."""
+        self._holder().set_sidedata(sidedata, move)
 
     def to_av(self) -> Any:
-        """A real ``av.Packet`` with these bytes, pts, dts, duration, time_base and keyframe flag."""
+        """A real ``av.Packet`` with these bytes, pts, dts, duration, time_base, keyframe flag
+        and side data."""
         import av
 
-        p = av.Packet(self._data)
+        p = av.Packet(bytes(self))
         p.pts, p.dts, p.duration, p.time_base = self.pts, self.dts, self.duration, self.time_base
         p.is_keyframe = self.is_keyframe
+        for side in self.iter_sidedata():
+            p.set_sidedata(side)
         return p
 
     def __repr__(self) -> str:
         return (
             f"<av.Packet of #{self.stream_index}, dts={self.dts}, pts={self.pts}; {self.size} bytes at 0x{id(self):x}>"
         )
+
+    __str__ = __repr__
+
+
+def _rescaled(value: int | None, src: Fraction, dst: Fraction) -> int | None:
+    """``value`` in ``src`` units as ``dst`` units, as FFmpeg's av_rescale_q: to the nearest,
+    halves away from zero."""
+    if value is None:
+        return None
+    exact = Fraction(value) * src / dst
+    rounded = math.floor(abs(exact) + Fraction(1, 2))
+    return rounded if exact >= 0 else -rounded
 
 
 class InputContainer:
@@ -809,7 +1122,7 @@ class InputContainer:
         container_options: Any = None,
         stream_options: Any = None,
         packets: str = "frame",
-        matroska: tuple[Any, int] | None = None,
+        matroska: _Matroska | None = None,
         file: Any = None,
     ) -> None:
         self.source = source
@@ -834,8 +1147,9 @@ class InputContainer:
         self.open_timeout = self.read_timeout = None
         self.streams = StreamContainer(VideoStream(self))
         self._packets = packets
-        self._matroska = matroska  # (path or None, size) of a Matroska file holding the stream
+        self._matroska = matroska  # the Matroska file holding the stream, if it came in one
         self._chapters: list[dict[str, Any]] | None = None
+        self._clip_sizes: dict[int, int] = {}  # CLIP chunk offset -> size, as index_entries measure them
         self._next = 0  # the next frame decode() yields; demux() starts at its clip
         self._closed = False
 
@@ -854,7 +1168,7 @@ class InputContainer:
         """Bytes of the file (the Matroska file for an `.mkv`; a stream: bytes read so far)."""
         self._live_source()
         if self._matroska is not None:
-            return self._matroska[1]
+            return self._matroska.size
         return self.reader.size if self.reader.size is not None else self.reader.bytes_seen
 
     @property
@@ -865,17 +1179,12 @@ class InputContainer:
 
     def chapters(self) -> list[dict[str, Any]]:
         """PyAV's chapter list: those given to :meth:`set_chapters`, else those of the Matroska
-        file holding the stream (``m3v-mux`` writes one per clip), else none (an `.m3v` has no
-        chapters)."""
+        file holding the stream (``m3v-mux`` writes one per clip), read by real PyAV on the first
+        call, else none (an `.m3v` has no chapters)."""
         self._live_source()
         if self._chapters is None:
-            self._chapters = []
-            path = self._matroska[0] if self._matroska is not None else None
-            if path is not None:
-                import av
-
-                with av.open(os.fspath(path)) as mkv:
-                    self._chapters = mkv.chapters()
+            with pyav_errors(self.name):
+                self._chapters = self._matroska.read_chapters() if self._matroska is not None else []
         return [dict(c, metadata=dict(c.get("metadata", {}))) for c in self._chapters]
 
     def set_chapters(self, chapters: list[dict[str, Any]]) -> None:
@@ -1061,6 +1370,27 @@ class InputContainer:
         else:
             record = source.first_clip_from(n)
             self._next = record.first_frame if record is not None else (source.frame_count or 0)
+
+
+def _clip_chunk_size(source: FrameSource, clip_index: int, offset: int, end: int) -> int:
+    """The size of clip ``clip_index``'s CLIP chunk at ``offset``: its record's when the clip has
+    been read, else the length its header gives (the first bytes of the chunk: one small read,
+    which a remote file serves from the block it fetched for the clip before).  Where the header
+    is not a CLIP chunk's that fits before ``end``, damage the reader reports when the clip is
+    read, the span the index gives it (``end - offset``)."""
+    hit = source._records.get(clip_index)
+    if hit is not None and hit[0].offset == offset:
+        return hit[0].size
+    # The Reader has no call for a chunk's header alone; its byte source is what it reads with.
+    head = source.reader._src.peek(offset, 1 + MAX_LENGTH_VARINT_BYTES, readahead=0)
+    if head[:1] == bytes([ChunkType.CLIP]):
+        try:
+            _, size = chunk_extent(head, offset)
+        except M3VError:
+            size = 0
+        if 0 < size <= end - offset:
+            return size
+    return max(end - offset, 0)
 
 
 def _metadata(meta: Mapping[str, Any]) -> dict[str, str]:

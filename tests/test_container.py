@@ -367,7 +367,7 @@ def test_demux_one_packet_per_frame_and_a_decoder_that_needs_flushing(decoders):
         for clip, entry in zip(clips, r.index):
             key = packets[clip.first_frame]
             assert bytes(key) == r.chunk_bytes(r.clip(entry.clip_index)) and key.pos == entry.offset
-        assert all(p.pos == -1 and bytes(p) == b"" for p in packets if not p.is_keyframe)
+        assert all(p.pos is None and bytes(p) == b"" for p in packets if not p.is_keyframe)
         assert list(packets[0].iter_sidedata()) == [] and not packets[0].has_sidedata("new_extradata")
         out = []
         first_clip = [f.pts for p in packets[: clips[1].first_frame] for f in s.decode(p)]
@@ -816,3 +816,216 @@ def test_dependent_clips_decode_in_any_order_through_the_one_walk(cache_size):
     with FrameSource.open(Pipe(data, step=50), decoder=object(), cache_size=cache_size) as src:
         for k in (1, 4, 8):
             assert (src.clip(k).index_map == want[k]).all()
+
+
+# --------------------------------------------------------------------------- PyAV's Packet API
+
+
+def test_packet_rescale_ts_as_pyav(decoders):
+    """rescale_ts takes an av.AVRational (a Fraction is PyAV 18.1's TypeError), rounds as
+    av_rescale_q (to the nearest, halves away from zero), leaves an untimed flush untimed, and
+    a rescaled packet still decodes to its frames."""
+    data, clips = build(3, pattern=(5, 4, 3))
+    with m.open(data) as c:
+        s = c.streams.video[0]
+        packets = list(c.demux())
+        p = packets[3]
+        assert (p.pts, p.duration, p.time_base) == (3, 1, Fraction(1, 8))
+        p.rescale_ts(av.AVRational(1, 1000))
+        assert (p.pts, p.dts, p.duration, p.time_base) == (375, 375, 125, Fraction(1, 1000))
+        p.rescale_ts(av.AVRational(1, 3))  # 375/1000 s = 1.125 thirds; 125/1000 s = 0.375
+        assert (p.pts, p.duration) == (1, 0)
+        half = packets[1]
+        half.rescale_ts(av.AVRational(1, 4))  # frame 1 at 8 fps: 1/8 s = 0.5 quarter, up to 1
+        assert half.pts == 1
+        flush = packets[-1]
+        flush.rescale_ts(av.AVRational(1, 90000))
+        assert (flush.pts, flush.dts, flush.duration, flush.time_base) == (None, None, 0, Fraction(1, 90000))
+        with pytest.raises(TypeError, match="time_base must be an AVRational"):
+            p.rescale_ts(Fraction(1, 100))
+        with pytest.raises(ValueError, match="Cannot rebase to zero time"):
+            p.rescale_ts(av.AVRational(0, 1))
+        real = av.Packet()  # the same values through PyAV's own
+        real.time_base, real.pts, real.dts, real.duration = Fraction(1, 8), 3, 3, 1
+        real.rescale_ts(av.AVRational(1, 1000))
+        c.seek(0)
+        mine = list(c.demux())
+        for q in mine:
+            q.rescale_ts(av.AVRational(1, 90000))
+        assert (mine[3].pts, mine[3].duration) == (33750, 11250)
+        assert (real.pts, real.dts, real.duration) == (375, 375, 125)
+        decoded = [f for q in mine for f in s.decode(q)]  # empty frame packets in 1/90000 too
+    assert pixels(decoded) == expected(clips)
+
+
+def test_packet_side_data_as_pyav(decoders):
+    data, _ = build(2)
+    with m.open(data) as c:
+        p, q = list(c.demux())[:2]
+    empty = p.get_sidedata("new_extradata")
+    assert isinstance(empty, av.packet.PacketSideData) and not empty and empty.data_size == 0
+    assert empty.data_type == "new_extradata" and not p.has_sidedata("new_extradata")
+    with pytest.raises(ValueError):
+        p.has_sidedata("no such type")
+    side = av.packet.PacketSideData(av.packet.packet_sidedata_type_from_literal("skip_samples"), 10)
+    side.update(bytes(range(10)))
+    p.set_sidedata(side)
+    assert p.has_sidedata("skip_samples") and bytes(p.get_sidedata("skip_samples")) == bytes(range(10))
+    assert [(sd.data_type, bytes(sd)) for sd in p.iter_sidedata()] == [("skip_samples", bytes(range(10)))]
+    assert bytes(p.to_av().get_sidedata("skip_samples")) == bytes(range(10))
+    q.set_sidedata(side, move=True)  # moved: the source is emptied, as PyAV's
+    assert not side and q.get_sidedata("skip_samples").data_size == 10
+    assert next(iter(q.iter_sidedata())).data_desc == "Skip Samples"
+
+
+def test_packet_buffer_protocol_as_pyav(decoders):
+    """memoryview, bytes, numpy and file writes read a packet's bytes on every Python version;
+    update() replaces them in place (same size); a packet is equal only to itself and always
+    true, as PyAV's."""
+    import hashlib
+
+    data, _clips = build(3)
+    with m.open(data) as c, m.Reader(data) as r:
+        packets = list(c.demux())
+        key, empty, flush = packets[0], packets[1], packets[-1]
+        chunk = r.chunk_bytes(r.clip(0))
+        view = memoryview(key)
+        assert not view.readonly and view.nbytes == key.size == len(chunk) and bytes(view) == chunk
+        assert bytes(key) == chunk and np.frombuffer(key, np.uint8).tobytes() == chunk
+        assert hashlib.sha256(key).digest() == hashlib.sha256(chunk).digest()
+        out = io.BytesIO()
+        out.write(key)
+        assert out.getvalue() == chunk
+        assert memoryview(empty).nbytes == 0 and bytes(flush) == b"" and flush and empty
+        assert key.buffer_size == key.size and key.buffer_ptr != 0 and empty.buffer_ptr == 0
+        assert key != bytes(key) and key == key and len({key, empty, flush}) == 3
+        with pytest.raises(ValueError, match=f"got 3 bytes; need {len(chunk)} bytes"):
+            key.update(b"abc")
+        with pytest.raises(TypeError):
+            key.update(12)
+        del view
+        key.update(np.frombuffer(chunk[:-1] + b"\0", np.uint8))  # a damaged CRC, as a user might
+        assert bytes(key)[-1] == 0 and key.size == len(chunk)
+        with pytest.raises(m.ChecksumError):
+            key.decode()
+        assert str(key) == repr(key) and repr(key).startswith("<av.Packet of #0, dts=0, pts=0;")
+        with pytest.raises(AttributeError):
+            key.not_an_attribute = 1  # as PyAV's (no __dict__)
+
+
+# --------------------------------------------------------------------------- the .mkv's own file
+
+
+def _muxed(tmp_path, count=5):
+    mkv = _mkv_module()
+    data, clips = build(count)
+    src = tmp_path / "a.m3v"
+    src.write_bytes(data)
+    out = tmp_path / "a.mkv"
+    mkv.mux(src, out)
+    with av.open(str(out)) as real:
+        chapters = real.chapters()
+    assert len(chapters) == count  # m3v-mux: one per clip
+    return data, clips, out, chapters
+
+
+def test_mkv_from_bytes_file_objects_and_pipes_is_the_mkv_file(decoders, tmp_path):
+    """size, bit_rate and chapters are the .mkv's however it is given; a caller's file keeps its
+    position."""
+    data, clips, out, chapters = _muxed(tmp_path)
+    size = out.stat().st_size
+    with m.open(out.read_bytes()) as c:
+        assert c.size == size and c.chapters() == chapters
+    with open(out, "rb") as f, m.open(f) as c:
+        assert c.size == size > len(data) and c.bit_rate == int(size * 8 * 1_000_000 / c.duration)
+        f.seek(7)
+        assert c.chapters() == chapters and f.tell() == 7
+        assert pixels(c.decode()) == expected(clips)
+    with m.open(Pipe(out.read_bytes(), step=1000)) as c:
+        assert c.size == size and c.chapters() == chapters and c.name == "<stream>"
+        assert pixels(c.decode()) == expected(clips)
+    with m.open(Pipe(data, step=1000)) as c:  # an .m3v pipe: what was read of it, no chapters
+        assert pixels(c.decode()) == expected(clips) and c.size == len(data) and c.chapters() == []
+    with m.open(io.BytesIO(data)) as c:  # an .m3v file object
+        assert c.size == len(data) and c.chapters() == []
+
+
+@pytest.fixture
+def memory_urls():
+    """fsspec's in-memory file system: ``memory://`` URLs read in ranges, as remote.py reads
+    https:// and s3://."""
+    fsspec = pytest.importorskip("fsspec")
+    fs = fsspec.filesystem("memory")
+    made: list[str] = []
+
+    def put(name: str, data: bytes) -> str:
+        fs.pipe_file(f"/m3cvc-test/{name}", data)
+        made.append(f"/m3cvc-test/{name}")
+        return f"memory://m3cvc-test/{name}"
+
+    yield put
+    for path in made:
+        fs.rm_file(path)
+
+
+def test_url_container_is_the_url_file(decoders, tmp_path, memory_urls):
+    """.m3v and .mkv by URL: size, bit_rate and name are the remote file's, chapters the .mkv's."""
+    data, clips, out, chapters = _muxed(tmp_path)
+    mkv_bytes = out.read_bytes()
+    m3v_url, mkv_url = memory_urls("a.m3v", data), memory_urls("a.mkv", mkv_bytes)
+    with m.open(m3v_url) as c:
+        assert (c.name, c.size) == (m3v_url, len(data)) and c.chapters() == []
+        assert c.bit_rate == int(len(data) * 8 * 1_000_000 / c.duration)
+    with m.open(mkv_url) as c:
+        assert (c.name, c.size) == (mkv_url, len(mkv_bytes)) and c.size > len(data)
+        assert c.bit_rate == int(len(mkv_bytes) * 8 * 1_000_000 / c.duration)
+        assert pixels(c.decode()) == expected(clips)
+        assert c.chapters() == chapters
+        assert pixels(c.decode()) == []  # reading the chapters did not move the stream
+        c.seek(0)
+        assert pixels(c.decode()) == expected(clips)
+    with pytest.raises(m.M3VError):
+        m.open(mkv_url, format="m3v")  # told it is .m3v: not sniffed
+
+
+# --------------------------------------------------------------------------- index entry sizes
+
+
+def test_index_entry_sizes_are_the_clip_chunks_not_the_gaps(decoders):
+    """Ancillary chunks between clips are not part of an entry: its size is its CLIP chunk's,
+    read from the chunk's header, or from the clip's record once read (a pipe: always)."""
+    clips = clip_list(6)
+    buf = io.BytesIO()
+    with m.Writer(buf, make_header(pack_id=PACK), index_map_coder=m.IndexMapCoder.RAW) as w:
+        for k, clip in enumerate(clips):
+            w.write_clip(clip)
+            w.write_ancillary(0xF0, bytes(40 + k))  # a chunk readers skip
+    data = buf.getvalue()
+    with m.Reader(data) as r:
+        chunk_sizes = [r.clip(e.clip_index).size for e in r.index]
+        gaps = [b.offset - a.offset for a, b in zip(r.index, r.index[1:])] + [r.index_offset - r.index[-1].offset]
+    assert all(g > s for g, s in zip(gaps, chunk_sizes))
+    with m.open(data) as c:
+        entries = c.streams.video[0].index_entries
+        assert [e.size for e in entries] == chunk_sizes  # from the headers: nothing decoded
+        assert decoders == [] and f"size={chunk_sizes[0]}" in repr(entries[0])
+        assert [p.size for p in c.demux() if p.is_keyframe] == chunk_sizes
+        assert [e.size for e in c.streams.video[0].index_entries] == chunk_sizes  # records now
+    with m.open(Pipe(data, step=100)) as c:
+        list(c.demux())
+        assert [e.size for e in c.streams.video[0].index_entries] == chunk_sizes
+
+
+def test_index_entry_size_of_a_damaged_header_is_the_span(decoders):
+    """A CLIP chunk whose length field is damaged: its entry keeps the index's span (reading
+    the clip reports the damage)."""
+    data, _ = build(4)
+    with m.Reader(data) as r:
+        entry = r.index[2]
+        span = r.index[3].offset - entry.offset
+        intact = [r.clip(k).size for k in (0, 1, 3)]
+    bad = bytearray(data)
+    bad[entry.offset + 1] = 0xFF  # a length that runs past the next clip
+    with m.open(bytes(bad)) as c:
+        sizes = [e.size for e in c.streams.video[0].index_entries]
+    assert sizes[2] == span and [sizes[k] for k in (0, 1, 3)] == intact
