@@ -27,7 +27,16 @@ lossless FFV1 (bgr0) copy of exactly the preprocessed frames, decoding to a fold
 (lossless); rate = the .m3v file size.
 
 bpp = bits / (512 x 320 x frames). PSNR (RGB, and BT.601 luma) and MS-SSIM (luma) come from
-``metrics.py``, per frame, averaged over the frames. Results are kept in
+``metrics.py``, per frame, averaged over the frames; so do the paper's metrics where their
+weights are local (``--metrics``, default all four): LPIPS (AlexNet, v0.1; ``--lpips-weights DIR``,
+``$M3CVC_LPIPS_WEIGHTS`` or ``--models DIR``, see ``m3cvc_codec.metrics.lpips_weight_files``) and
+CLIP-sim (``--clip-model``, ``--models DIR``).  A metric whose weights are missing is left out
+with one line saying which file and how to get it.
+
+BD-rate (``bd.py``, Bjontegaard with the pchip fit) of every m3cvc series against each
+traditional codec's lowest-rate points (its ``--bd-points`` largest CRFs, default 4), per
+metric, where the curves overlap in quality; where they do not, the table says so (nothing is
+extrapolated).  Results are kept in
 ``tools/bench/out/rd_results.json`` (one row per codec, setting and clip), so runs of some
 codecs add to earlier runs of others; the doc section and ``docs/rd.png`` are drawn from every
 stored row made with the same clips and --max-frames.
@@ -49,6 +58,9 @@ from pathlib import Path
 import numpy as np
 
 from m3cvc_codec import metrics as M
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bd  # tools/bench is not a package: bd.py beside this file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -157,8 +169,54 @@ def check_against_codec_loader(path: Path, frames: list[np.ndarray], max_frames:
 
 # ------------------------------------------------------------------------------ metrics
 
+#: Every metric: the row key and its label (LPIPS: lower is better; the others: higher).
+METRICS = {
+    "psnr_rgb": "PSNR-RGB (dB)",
+    "psnr_y": "PSNR-Y (dB)",
+    "ms_ssim": "MS-SSIM",
+    "lpips": "LPIPS",
+    "clip_sim": "CLIP-sim",
+}
+#: What --metrics names: psnr is PSNR-RGB and PSNR-Y together.
+METRIC_CHOICES = ("psnr", "ms_ssim", "lpips", "clip_sim")
+#: The metrics the paper reports, in the order BD-rate tables use them.
+BD_METRICS = ("lpips", "clip_sim", "psnr_rgb", "ms_ssim")
 
-def score(src: list[np.ndarray], dec: list[np.ndarray]) -> dict:
+
+def perceptual_metrics(
+    names, *, lpips_weights=None, models_dir=None, clip_model=None, device="cpu"
+) -> tuple[dict, list[str]]:
+    """The model-based metrics of ``names`` that load here ({key: callable(ref, dist) -> per-frame
+    values}), and one line for each that does not (missing weights, missing extra)."""
+    from m3cvc_codec.models import ModelError
+    from m3cvc_codec.packs.config import RuntimeOptions
+
+    options = RuntimeOptions(device=device, models_dir=models_dir)
+    out, notes = {}, []
+    if "lpips" in names:
+        try:
+            out["lpips"] = M.Lpips(lpips_weights, options)
+        except ModelError as err:
+            notes.append(f"LPIPS left out: {err}")
+    if "clip_sim" in names:
+        try:
+            out["clip_sim"] = M.ClipSimilarity(clip_model, options)
+        except ModelError as err:
+            notes.append(f"CLIP-sim left out: {err}")
+    return out, notes
+
+
+def metric_label(key: str, metrics: dict | None = None) -> str:
+    """A metric's label; LPIPS says which implementation ran."""
+    label = METRICS[key]
+    if key == "lpips" and metrics and "lpips" in metrics:
+        label += " (lpips package)" if metrics["lpips"].backend == "lpips" else " (plain-torch AlexNet)"
+    return label
+
+
+def score(src: list[np.ndarray], dec: list[np.ndarray], perceptual: dict | None = None) -> dict:
+    """Per-frame PSNR-RGB, PSNR-Y and MS-SSIM, plus each metric of ``perceptual`` (from
+    :func:`perceptual_metrics`) over the frames in batches."""
     if len(src) != len(dec):
         raise RuntimeError(f"decoded {len(dec)} frames for {len(src)} source frames")
     p, py, s = [], [], []
@@ -167,7 +225,13 @@ def score(src: list[np.ndarray], dec: list[np.ndarray]) -> dict:
         p.append(M.psnr_rgb(a, b))
         py.append(M.psnr(ya, yb))
         s.append(M.ms_ssim(ya, yb))
-    return {"psnr_rgb": p, "psnr_y": py, "ms_ssim": s}
+    out: dict[str, list[float]] = {"psnr_rgb": p, "psnr_y": py, "ms_ssim": s}
+    for key, metric in (perceptual or {}).items():
+        values: list[float] = []
+        for start in range(0, len(src), 16):
+            values += metric(np.stack(src[start : start + 16]), np.stack(dec[start : start + 16])).tolist()
+        out[key] = values
+    return out
 
 
 # ------------------------------------------------------------------------------ traditional
@@ -202,18 +266,24 @@ def strip_sei(packet: bytes, decoder: str) -> bytes:
     return b"".join(keep)
 
 
-def to_yuv(frames: list[np.ndarray]):
+def to_yuv(frames: list[np.ndarray], scale: float = 1.0):
+    """yuv420p frames for the traditional codecs; ``scale`` < 1 first area-resizes the RGB frames
+    (to even sizes), the usual way to take a traditional codec below its lowest rate at full size."""
     import av
+    import cv2
 
+    if scale != 1.0:
+        size = (2 * round(WIDTH * scale / 2), 2 * round(HEIGHT * scale / 2))
+        frames = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
     return [av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p", **_CONV) for f in frames]
 
 
-def run_traditional(name: str, crf: int, yuv, src: list[np.ndarray]) -> dict:
+def run_traditional(name: str, crf: int, yuv, src: list[np.ndarray], perceptual: dict | None = None) -> dict:
     import av
 
     encoder, fixed, decoder, _ = TRADITIONAL[name]
     cc = av.CodecContext.create(encoder, "w")
-    cc.width, cc.height, cc.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    cc.width, cc.height, cc.pix_fmt = yuv[0].width, yuv[0].height, "yuv420p"
     cc.time_base = Fraction(1, FPS)
     cc.framerate = Fraction(FPS)
     cc.options = {**fixed, "crf": str(crf)}
@@ -237,6 +307,10 @@ def run_traditional(name: str, crf: int, yuv, src: list[np.ndarray]) -> dict:
     out += dc.decode(None)
     dec_s = time.perf_counter() - t0
     dec = [f.reformat(format="rgb24", **_CONV).to_ndarray() for f in out]
+    if dec and dec[0].shape[:2] != (HEIGHT, WIDTH):  # a scaled anchor: back to full size, bicubic
+        import cv2
+
+        dec = [cv2.resize(f, (WIDTH, HEIGHT), interpolation=cv2.INTER_CUBIC) for f in dec]
     n = len(src)
     return {
         "bytes": payload,
@@ -244,7 +318,7 @@ def run_traditional(name: str, crf: int, yuv, src: list[np.ndarray]) -> dict:
         "frames": n,
         "enc_s": enc_s,
         "dec_s": dec_s,
-        **score(src, dec),
+        **score(src, dec, perceptual),
     }
 
 
@@ -316,7 +390,7 @@ def m3cvc_settings(args) -> list[tuple[str, dict]]:
     return out
 
 
-def run_m3cvc(kwargs: dict, src_file: Path, src: list[np.ndarray], work: Path) -> dict:
+def run_m3cvc(kwargs: dict, src_file: Path, src: list[np.ndarray], work: Path, perceptual: dict | None = None) -> dict:
     import cv2
 
     import m3cvc_codec as c
@@ -341,7 +415,7 @@ def run_m3cvc(kwargs: dict, src_file: Path, src: list[np.ndarray], work: Path) -
         "clips": len(getattr(report, "clips", []) or []),
         "text_bytes": getattr(report, "text_bytes", None),
         "vq_bytes": getattr(report, "vq_bytes", None),
-        **score(src, dec),
+        **score(src, dec, perceptual),
     }
 
 
@@ -363,8 +437,9 @@ def summarise(rows: list[dict]) -> dict:
         "enc_fps": frames / sum(r["enc_s"] for r in rows),
         "dec_fps": frames / sum(r["dec_s"] for r in rows),
     }
-    for k in ("psnr_rgb", "psnr_y", "ms_ssim"):
-        out[k] = _mean([x for r in rows for x in r[k]])
+    for k in METRICS:
+        if all(k in r for r in rows):  # LPIPS and CLIP-sim only where every row has them
+            out[k] = _mean([x for r in rows for x in r[k]])
     return out
 
 
@@ -421,6 +496,83 @@ def gap_vs(ref: list[tuple[str, dict]], points: list[tuple[str, dict]]) -> list[
             interp = {k: float(np.interp(lb, rb, [q[k] for _, q in ref])) for k in ("psnr_rgb", "psnr_y", "ms_ssim")}
             out.append((setting, p, interp))
     return out
+
+
+def bd_against(
+    anchor: list[tuple[str, dict]], test: list[tuple[str, dict]], metric: str, method: str = "pchip"
+) -> dict:
+    """BD-rate (percent) of the ``test`` points against the ``anchor`` points on ``metric`` and
+    the quality range it is averaged over, or None and why not (``{"bd_rate": float | None,
+    "range": [lo, hi] | None, "why": str | None}``)."""
+    try:
+        value = bd.bd_rate(
+            [p["bpp"] for _, p in anchor],
+            [p[metric] for _, p in anchor],
+            [p["bpp"] for _, p in test],
+            [p[metric] for _, p in test],
+            method,
+        )
+    except bd.BDError as err:
+        return {"bd_rate": None, "range": None, "why": str(err)}
+    shared = bd.overlap([p[metric] for _, p in anchor], [p[metric] for _, p in test])
+    return {"bd_rate": value, "range": list(shared) if shared else None, "why": None}
+
+
+def bd_table(ser: dict, points: int = 4, metrics=BD_METRICS) -> list[dict]:
+    """BD-rate of every series that is not a traditional codec against each traditional codec's
+    ``points`` lowest-rate points, for each metric every point of both has."""
+    out = []
+    for key in sorted(ser, key=_order):
+        if key in TRADITIONAL:
+            continue
+        for anchor in (k for k in TRADITIONAL if k in ser):
+            low = ser[anchor][:points]
+            for metric in metrics:
+                if all(metric in p for _, p in low + ser[key]):
+                    row = {"series": key, "anchor": anchor, "anchor_settings": [s for s, _ in low], "metric": metric}
+                    out.append({**row, **bd_against(low, ser[key], metric)})
+    return out
+
+
+def bd_cell(result: dict | None) -> str:
+    """A BD-rate table cell: the percentage and the quality range it covers, or why there is none."""
+    if result is None:
+        return "-"
+    if result["bd_rate"] is None:
+        return "no overlap" if "do not overlap" in result["why"] else f"n/a: {result['why']}"
+    lo, hi = result["range"]
+    return f"{result['bd_rate']:+.1f} % ({lo:.4g} to {hi:.4g})"
+
+
+def render_bd(rows: list[dict], points: int) -> list[str]:
+    """The BD-rate table's markdown lines (empty without rows)."""
+    if not rows:
+        return []
+    metrics = [m for m in BD_METRICS if any(r["metric"] == m for r in rows)]
+    anchors = [a for a in TRADITIONAL if any(r["anchor"] == a for r in rows)]
+    lines = [
+        f"BD-rate (Bjontegaard, pchip fit; negative = m3cvc needs less rate for the same quality) against "
+        f"each traditional codec's {points} lowest-rate points ("
+        + "; ".join(
+            f"{CODEC_LABEL[a]}: {', '.join(next(r['anchor_settings'] for r in rows if r['anchor'] == a))}"
+            for a in anchors
+        )
+        + "). In brackets the quality range both curves cover, which the delta is averaged over; "
+        + '"no overlap": the two curves share no quality range, so there is no equal-quality comparison '
+        "(nothing is extrapolated).",
+        "",
+        "| m3cvc series | " + " | ".join(f"vs {CODEC_LABEL[a]}, {METRICS[m]}" for a in anchors for m in metrics) + " |",
+        "|---|" + "---|" * (len(anchors) * len(metrics)),
+    ]
+    for series_key in dict.fromkeys(r["series"] for r in rows):
+        cells = []
+        for a in anchors:
+            for m in metrics:
+                r = next((r for r in rows if r["series"] == series_key and r["anchor"] == a and r["metric"] == m), None)
+                cells.append(bd_cell(r))
+        lines.append(f"| {series_key.removeprefix('m3cvc ')} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
 
 
 # ------------------------------------------------------------------------------ report
@@ -515,18 +667,30 @@ def render(rows: list[dict], clips: list[str], max_frames, meta: dict) -> str:
             f"{_fmt(c['psnr_rgb'], 2)} dB, PSNR-Y {_fmt(c['psnr_y'], 2)} dB, MS-SSIM {c['ms_ssim']:.5f}."
         )
         lines.append("")
+    for note in meta.get("metric_notes", []):
+        lines.append(f"{note}")
+        lines.append("")
     lines.append("![R-D curves](rd.png)")
     lines.append("")
-    lines.append("| codec | setting | bpp | PSNR-RGB (dB) | PSNR-Y (dB) | MS-SSIM | enc fps | dec fps |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+    extra = [k for k in ("lpips", "clip_sim") if any(k in p for v in ser.values() for _, p in v)]
+    labels = {"lpips": meta.get("lpips_label", "LPIPS"), "clip_sim": meta.get("clip_label", "CLIP-sim")}
+    lines.append(
+        "| codec | setting | bpp | PSNR-RGB (dB) | PSNR-Y (dB) | MS-SSIM | "
+        + "".join(f"{labels[k]} | " for k in extra)
+        + "enc fps | dec fps |"
+    )
+    lines.append("|---|---|---|---|---|---|" + "---|" * len(extra) + "---|---|")
     for key in sorted(ser, key=_order):
         for setting, p in ser[key]:
             name = CODEC_LABEL.get(key, key.split()[0])
             lines.append(
                 f"| {name} | {setting} | {p['bpp']:.5f} | {_fmt(p['psnr_rgb'], 2)} | {_fmt(p['psnr_y'], 2)} | "
-                f"{p['ms_ssim']:.4f} | {p['enc_fps']:.1f} | {p['dec_fps']:.1f} |"
+                f"{p['ms_ssim']:.4f} | "
+                + "".join(f"{p[k]:.4f} | " if k in p else "- | " for k in extra)
+                + f"{p['enc_fps']:.1f} | {p['dec_fps']:.1f} |"
             )
     lines.append("")
+    lines += render_bd(bd_table(ser, meta.get("bd_points", 4)), meta.get("bd_points", 4))
     # lowest rate of each traditional codec
     low = []
     for key in ("x264", "x265", "svtav1"):
@@ -649,6 +813,24 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--render-only", action="store_true", help="run nothing: rewrite the section and plot from the stored results"
     )
+    ap.add_argument(
+        "--metrics",
+        type=lambda s: [m.strip() for m in s.split(",") if m.strip()],
+        default=list(METRIC_CHOICES),
+        help=f"comma list of {','.join(METRIC_CHOICES)} (default all; a model-based one whose weights are "
+        "missing is left out with a notice)",
+    )
+    ap.add_argument(
+        "--lpips-weights",
+        metavar="DIR",
+        default=None,
+        help=f"folder holding {M.LPIPS_BACKBONE_FILE} (and {M.LPIPS_LINEAR_FILE} unless the lpips package is "
+        f"installed); default ${M.LPIPS_WEIGHTS_ENV}, then --models DIR/torchvision, then torch's hub cache",
+    )
+    ap.add_argument("--models", metavar="DIR", default=None, help="local models folder (CLIP, LPIPS weights)")
+    ap.add_argument("--clip-model", default=None, help="CLIP for CLIP-sim (default openai/clip-vit-base-patch32)")
+    ap.add_argument("--device", default="cpu", help="where LPIPS and CLIP run")
+    ap.add_argument("--bd-points", type=int, default=4, help="anchor points (lowest rates) for BD-rate")
     ap.add_argument("--m3cvc-pack", default="lite")
     ap.add_argument("--m3cvc-grids", type=lambda s: s.split(","), default=["1/16", "1/8"])
     ap.add_argument("--m3cvc-modes", type=lambda s: s.split(","), default=["interpolation", "prediction"])
@@ -672,15 +854,43 @@ def main(argv=None) -> int:
     for c in clips:
         if c not in CLIPS:
             ap.error(f"unknown clip {c!r}")
+    for m in args.metrics:
+        if m not in METRIC_CHOICES:
+            ap.error(f"unknown metric {m!r} (choose from {', '.join(METRIC_CHOICES)})")
+    if args.bd_points < 2:
+        ap.error("--bd-points must be at least 2")
     crfs = {k: v[3] for k, v in TRADITIONAL.items()}
     for item in args.crf:
         k, _, v = item.partition("=")
         crfs[k] = _ints(v)
+    from m3cvc_codec.models.hub import quiet_model_loading
+
+    quiet_model_loading()  # no progress bars from transformers while CLIP or the VLM load
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1: errors only
 
     given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--no-doc"]
     command = " ".join(["python tools/bench/bench_rd.py", *(shlex.quote(a) for a in given)])
-    meta = {"load": f"{os.getloadavg()[0]:.1f}", "codecs_requested": codecs, "loader": {}}
+    meta = {
+        "load": f"{os.getloadavg()[0]:.1f}",
+        "codecs_requested": codecs,
+        "loader": {},
+        "bd_points": args.bd_points,
+    }
+    perceptual: dict = {}
+    if not args.render_only:
+        perceptual, notes = perceptual_metrics(
+            args.metrics,
+            lpips_weights=args.lpips_weights,
+            models_dir=args.models,
+            clip_model=args.clip_model,
+            device=args.device,
+        )
+        for note in notes:
+            print(note, file=sys.stderr)
+        meta["metric_notes"] = notes
+        meta["lpips_label"] = metric_label("lpips", perceptual)
+        if "clip_sim" in perceptual:
+            meta["clip_label"] = f"CLIP-sim ({perceptual['clip_sim'].model_id})"
 
     skip_m3 = m3cvc_unavailable(args.m3cvc_pack) if "m3cvc" in codecs else None
     if skip_m3:
@@ -707,7 +917,7 @@ def main(argv=None) -> int:
             ceilings.append((len(src), run_yuv_ceiling(yuv, src)))
             for name in trad:
                 for crf in crfs[name]:
-                    r = run_traditional(name, crf, yuv, src)
+                    r = run_traditional(name, crf, yuv, src, perceptual)
                     new.append({**base, "codec": name, "setting": f"crf {crf}", **r})
                     p = summarise([r])
                     print(
@@ -723,7 +933,7 @@ def main(argv=None) -> int:
                 write_lossless(src, src_file)
                 for setting, kwargs in m3cvc_settings(args):
                     try:
-                        r = run_m3cvc(kwargs, src_file, src, work)
+                        r = run_m3cvc(kwargs, src_file, src, work, perceptual)
                     except Exception as err:
                         print(f"  m3cvc {setting}: FAILED {type(err).__name__}: {err}", file=sys.stderr)
                         continue
