@@ -13,20 +13,24 @@ How a run goes (:func:`encode_batch`):
   output that does not match being replaced;
 - the inputs to code go to a pool of workers, each holding the pack once
   (:class:`BatchWorker`: the pack cache of :func:`m3cvc_codec.packs.load_pack` keeps it for the
-  worker's life): Ray actors when Ray is installed (embedded on this machine's cores by default,
-  a cluster with ``address``), else this process, one input after the other;
+  worker's life) and the other models the options name (CLIP and the flow of ``scorer="clip"``,
+  the VLM of ``describe="vlm"``: :meth:`BatchWorker.shared_models`): Ray actors when Ray is
+  installed (embedded on this machine's cores by default, a cluster with ``address``), else this
+  process, one input after the other;
 - a worker codes into memory with :func:`m3cvc_codec.encoder.encode`, the very call
   ``m3v-encode`` makes (same options, same bytes: the output is a deterministic function of the
   input and the options) and sends the bytes back; this process writes each output atomically
   and then its manifest line (:mod:`.batch_manifest`).  So only one process ever writes OUTDIR,
   workers on other machines need no shared disk for it, and a run killed with ``kill -9`` leaves
   whole outputs, each with a whole line or none (an output without its line is coded again:
-  the same bytes).
+  the same bytes).  With ``texts_dir`` each input has its own sidecar (:func:`sidecar_path`),
+  read here and sent with the input.
 
 An input that fails (unreadable, no video stream, a bad option for it, a worker that died on
 it) is recorded with its one-line error and the run goes on; :attr:`BatchReport.failed` says
 which.  :func:`verify_outputs` checks OUTDIR against its manifests; :func:`evaluate_batch`
-decodes each output and measures it against its input (bpp, PSNR, MS-SSIM).
+decodes each output and measures it against its input (bpp, PSNR, MS-SSIM, and the paper's
+LPIPS and CLIP-sim where asked for and available).
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ __all__ = [
     "evaluate_batch",
     "ray_available",
     "settings_digest",
+    "sidecar_path",
     "verify_outputs",
 ]
 
@@ -96,13 +101,14 @@ def ray_available() -> bool:
 
 def settings_digest(encode_options: Mapping[str, Any]) -> str:
     """A digest of the encode options and the encoder's version (an output coded under other
-    settings is coded again); a local pack config counts by its contents."""
+    settings is coded again); a local pack config and a texts sidecar count by their contents."""
     from .encoder import ENCODER_NAME
 
     settings = {key: repr(value) for key, value in sorted(encode_options.items())}
-    config = encode_options.get("pack_config")
-    if isinstance(config, (str, os.PathLike)) and os.path.isfile(config):
-        settings["pack_config_sha256"] = hashlib.sha256(Path(config).read_bytes()).hexdigest()
+    for key in ("pack_config", "texts"):  # files whose contents shape the stream
+        named = encode_options.get(key)
+        if isinstance(named, (str, os.PathLike)) and os.path.isfile(named):
+            settings[f"{key}_sha256"] = hashlib.sha256(Path(named).read_bytes()).hexdigest()
     settings["encoder"] = ENCODER_NAME
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -161,50 +167,123 @@ def _one_line(err: BaseException, source: str, local: str | None = None) -> str:
 
 class BatchWorker:
     """Codes (or evaluates) one input at a time with fixed options; one per Ray actor, or one
-    in this process.  The pack is loaded by :meth:`ready` and kept (the pack cache) for every
-    input after."""
+    in this process.  :meth:`ready` loads the pack, kept (the pack cache) for every input
+    after, and the models the options name (the CLIP scorer's CLIP and flow, the dialogue's
+    VLM), kept by the worker (:meth:`shared_models`)."""
 
     def __init__(self, encode_options: Mapping[str, Any], job: str = "encode") -> None:
         self.options = dict(encode_options)
         self.job = job
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+        #: The models built so far, by what determines them (:meth:`_model_keys`).
+        self.models: dict[tuple[str, ...], Any] = {}
+        #: What loading them logged (RAFT unavailable, ...): told with the worker's first input.
+        self.loading_notices: list[str] = []
+
+    def _loaded(self) -> list[str]:
+        told, self.loading_notices = self.loading_notices, []
+        return told
 
     def ready(self) -> str:
-        """For coding, load the pack and the keyframe scorer (checking the options; decoding
-        loads the pack each stream names, on its first stream); the worker's name."""
-        from . import encoder
-        from .packs import DEFAULT_PACK
-
+        """For coding, load the pack and the models (checking the options; decoding loads the
+        pack each stream names, on its first stream); the worker's name."""
         if self.job != "encode":
+            with _captured_notices() as self.loading_notices:
+                self.perceptual_metrics()
             return self.name
-        wanted = inspect.signature(encoder.prepare).parameters
-        args = {k: v for k, v in self.options.items() if k in wanted and k not in ("pack", "pack_config", "options")}
         if self.options.get("describe") == "vlm" or self.options.get("scorer", "pack") != "pack":
             from .models.hub import quiet_model_loading
 
             quiet_model_loading()
-        with _captured_notices():
-            encoder.prepare(
-                self.options.get("pack", DEFAULT_PACK),
-                self.options.get("pack_config"),
-                self.options.get("options"),
-                **args,
-            )
+        with _captured_notices() as self.loading_notices:
+            scorer = self._prepare()
+            scorer_key, _ = self._model_keys(self.options)
+            if scorer_key is not None:
+                self.models[scorer_key] = scorer  # built once, by prepare's own checks
+            self.shared_models(self.options)  # the VLM
         return self.name
 
-    def encode(self, source: str) -> dict[str, Any]:
-        """Code ``source`` into memory: a record (:mod:`.batch_manifest`) with the stream's
-        bytes under ``data``, or a failed one with its error."""
+    def _prepare(self) -> Any:
+        """:func:`m3cvc_codec.encoder.prepare` on this worker's options (the pack loaded, the
+        options checked, the keyframe scorer built): the scorer."""
+        from . import encoder
+        from .packs import DEFAULT_PACK
+
+        wanted = inspect.signature(encoder.prepare).parameters
+        args = {k: v for k, v in self.options.items() if k in wanted and k not in ("pack", "pack_config", "options")}
+        _, _, scorer = encoder.prepare(
+            self.options.get("pack", DEFAULT_PACK),
+            self.options.get("pack_config"),
+            self.options.get("options"),
+            **args,
+        )
+        return scorer
+
+    def _model_keys(self, options: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+        """What determines the keyframe scorer's models and the VLM (None: not used): their
+        names and the runtime options (device, dtype, models folder) they load with."""
+        runtime = repr(options.get("options"))
+        scorer = None
+        if options.get("scorer", "pack") != "pack":
+            names = (str(options["scorer"]), repr(options.get("clip_model")), repr(options.get("flow")))
+            scorer = ("scorer", *names, runtime)
+        vlm = ("vlm", repr(options.get("vlm")), runtime) if options.get("describe") == "vlm" else None
+        return scorer, vlm
+
+    def shared_models(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The keyword arguments that hand :func:`m3cvc_codec.encoder.encode` the models this
+        worker keeps instead of the names it would load them by: the built keyframe scorer for
+        ``scorer="clip"``, a fresh dialogue on the loaded VLM for ``describe="vlm"`` (the same
+        texts, prompts record and bytes: only the loading is skipped).  Each is built on first
+        use."""
+        shared: dict[str, Any] = {}
+        scorer_key, vlm_key = self._model_keys(options)
+        if scorer_key is not None:
+            if scorer_key not in self.models:
+                self.models[scorer_key] = self._prepare()
+            shared.update(scorer=self.models[scorer_key], clip_model=None, flow=None)
+        if vlm_key is not None:
+            from .descriptions import provider_for
+            from .dialogue import DialogueDescriptions
+
+            if vlm_key not in self.models:
+                # All of m3v-encode's checks (prompts file, turns, a texts file given too).
+                self.models[vlm_key] = provider_for(
+                    options.get("texts"),
+                    describe="vlm",
+                    vlm=options.get("vlm"),
+                    prompts=options.get("prompts"),
+                    dialogue_turns=options.get("dialogue_turns", 4),
+                    max_new_tokens=options.get("max_new_tokens"),
+                    options=options.get("options"),
+                )
+            loaded = self.models[vlm_key]
+            dialogue = DialogueDescriptions(
+                loaded.model,
+                loaded.prompts,
+                turns=loaded.turns,
+                max_new_tokens=loaded.max_new_tokens,
+                frames=loaded.frames,
+            )
+            shared.update(texts=dialogue, describe=None, vlm=None, prompts=None, dialogue_turns=4, max_new_tokens=None)
+        return shared
+
+    def encode(self, source: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Code ``source`` into memory with this worker's options and ``overrides`` (an input's
+        own texts): a record (:mod:`.batch_manifest`) with the stream's bytes under ``data``,
+        or a failed one with its error."""
         from .encoder import encode
 
         started = time.perf_counter()
         record: dict[str, Any] = {"input": source, "worker": self.name}
         local = None
+        options = {**self.options, **(overrides or {})}
         with _captured_notices() as notices:
             try:
                 with local_copy(source) as local:
                     buffer = io.BytesIO()
-                    report = encode(local, buffer, **self.options, progress=False)
+                    options.update(self.shared_models(options))
+                    report = encode(local, buffer, **options, progress=False)
             except Exception as err:  # any input's failure is its record's, never the run's
                 record.update(status="failed", error=_one_line(err, source, local))
             else:
@@ -220,39 +299,105 @@ class BatchWorker:
                     keyframes=[first for first, _ in report.clips],
                     duration_s=report.duration_s,
                 )
-        record.update(seconds=time.perf_counter() - started, notices=notices, peak_rss_mb=_peak_rss_mb())
+        record.update(
+            seconds=time.perf_counter() - started, notices=self._loaded() + notices, peak_rss_mb=_peak_rss_mb()
+        )
         return record
+
+    def perceptual_metrics(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The paper's metrics the options ask for (``lpips``, ``clip_sim``: :data:`PERCEPTUAL`),
+        built on first use and kept: (name -> metric, name -> why it is unavailable here: the
+        full extra missing, its weights not found)."""
+        from . import metrics
+
+        runtime = self.options.get("options")
+        builders = {
+            "lpips": (
+                self.options.get("lpips_weights"),
+                lambda: metrics.Lpips(self.options.get("lpips_weights"), runtime),
+            ),
+            "clip_sim": (
+                self.options.get("clip_model"),
+                lambda: metrics.ClipSimilarity(self.options.get("clip_model"), runtime),
+            ),
+        }
+        ready: dict[str, Any] = {}
+        unavailable: dict[str, str] = {}
+        for name, (source, build) in builders.items():
+            if not self.options.get(name):
+                continue
+            key = ("metric", name, repr(source), repr(runtime))
+            if key not in self.models:
+                try:
+                    self.models[key] = (build(), None)
+                except (CodecError, ImportError, OSError) as err:  # ModelError, MissingExtraError: CodecError
+                    self.models[key] = (None, _first_line(err))
+            metric, why = self.models[key]
+            if metric is not None:
+                ready[name] = metric
+            else:
+                unavailable[name] = why
+        return ready, unavailable
 
     def evaluate(self, source: str, stream: bytes, fit: str = "crop") -> dict[str, Any]:
         """Decode ``stream`` and measure it against ``source`` read at the stream's size and
         rate: bpp and the mean per-frame PSNR (RGB and luma) and MS-SSIM (None where the frames
-        are under 176 pixels a side, too small for its 5 scales)."""
+        are under 176 pixels a side, too small for its 5 scales), and LPIPS and CLIP-sim where
+        asked for and available (``unavailable``: why not)."""
         started = time.perf_counter()
         record: dict[str, Any] = {"input": source, "worker": self.name}
         local = None
         with _captured_notices() as notices:
             try:
+                perceptual, record["unavailable"] = self.perceptual_metrics()
                 with local_copy(source) as local:
-                    record.update(status="ok", **_measure(local, stream, fit, self.options))
+                    record.update(status="ok", **_measure(local, stream, fit, self.options, perceptual))
             except Exception as err:
                 record.update(status="failed", error=_one_line(err, source, local))
-        record.update(seconds=time.perf_counter() - started, notices=notices, peak_rss_mb=_peak_rss_mb())
+        record.update(
+            seconds=time.perf_counter() - started, notices=self._loaded() + notices, peak_rss_mb=_peak_rss_mb()
+        )
         return record
 
 
-def _measure(local: str, stream: bytes, fit: str, options: Mapping[str, Any]) -> dict[str, Any]:
+#: The paper's perceptual metrics ``m3v-batch eval`` adds where asked for (section III-A), by
+#: record field: :class:`m3cvc_codec.metrics.Lpips` (lower is better) and
+#: :class:`m3cvc_codec.metrics.ClipSimilarity` (higher is better).
+PERCEPTUAL = {"lpips": "LPIPS", "clip_sim": "CLIP-sim"}
+#: Frame pairs the perceptual metrics take at a time.
+PERCEPTUAL_BATCH = 8
+
+
+def _measure(
+    local: str, stream: bytes, fit: str, options: Mapping[str, Any], perceptual: Mapping[str, Any]
+) -> dict[str, Any]:
+    import numpy as np
+
     import m3cvc_format as m
 
     from . import metrics
     from .clip_decoder import ClipDecoder
+    from .packs import PackError
     from .video_io import read_frames
 
     with m.Reader(stream) as reader:
         header = reader.header
+        if options.get("pack") and header.pack_id != options["pack"]:
+            raise PackError(f"stream was coded with pack {header.pack_id!r}, not {options['pack']!r}")
         decoder = ClipDecoder(header, pack_config=options.get("pack_config"), options=options.get("options"))
         decoded = (frame for _, frame in m.FrameSource(reader, decoder=decoder).frames(0, None))
         reference = read_frames(local, (header.width, header.height), header.fps, fit)
         psnr_rgb, psnr_y, ms_ssim = [], [], []
+        scores: dict[str, list[float]] = {name: [] for name in perceptual}
+        pending: list[tuple[Any, Any]] = []
+
+        def score_pending() -> None:
+            if pending:
+                originals, frames = (np.stack(side) for side in zip(*pending))
+                for name, metric in perceptual.items():
+                    scores[name].extend(float(v) for v in metric(originals, frames))
+                pending.clear()
+
         small = min(header.width, header.height) < 176
         for original, frame in zip(reference, decoded):
             y_original, y_frame = metrics.luma(original), metrics.luma(frame)
@@ -260,6 +405,11 @@ def _measure(local: str, stream: bytes, fit: str, options: Mapping[str, Any]) ->
             psnr_y.append(metrics.psnr(y_original, y_frame))
             if not small:
                 ms_ssim.append(metrics.ms_ssim(y_original, y_frame))
+            if perceptual:
+                pending.append((original, frame))
+                if len(pending) == PERCEPTUAL_BATCH:
+                    score_pending()
+        score_pending()
         frames = header.frame_count or reader.frame_count
     if not psnr_rgb:
         raise CodecError("no frame to compare")
@@ -270,6 +420,7 @@ def _measure(local: str, stream: bytes, fit: str, options: Mapping[str, Any]) ->
         "psnr_rgb": _mean(psnr_rgb),
         "psnr_y": _mean(psnr_y),
         "ms_ssim": _mean(ms_ssim) if ms_ssim else None,
+        **{name: _mean(values) for name, values in scores.items()},
     }
 
 
@@ -615,6 +766,8 @@ def encode_batch(
     cpus_per_worker: float = DEFAULT_CPUS_PER_WORKER,
     address: str | None = None,
     use_ray: bool | None = None,
+    texts_dir: str | os.PathLike[str] | None = None,
+    texts_optional: bool = False,
     progress: bool = False,
     say: Say | None = None,
 ) -> BatchReport:
@@ -626,12 +779,16 @@ def encode_batch(
     ``use_ray`` None: Ray where it is installed (embedded with this machine's cores, or the
     cluster at ``address``: ``auto``, ``ray://host:10001``), else in this process with a line
     saying so; False: in this process.  ``workers`` (default: as many as the CPUs (GPUs with
-    ``device="cuda"``) allow) each take ``cpus_per_worker`` CPUs.  ``progress``: show progress;
-    ``say``: where lines for the user go (default: nowhere).
-    BatchError when the run cannot start; an input's failure is in its record."""
+    ``device="cuda"``) allow) each take ``cpus_per_worker`` CPUs.  ``texts_dir``: each input's
+    own description sidecar, ``TEXTS_DIR/NAME.json`` for the output ``NAME.m3v``
+    (:func:`sidecar_path`); an input without one fails, or with ``texts_optional`` is coded
+    without texts.  ``progress``: show progress; ``say``: where lines for the user go (default:
+    nowhere).  BatchError when the run cannot start; an input's failure is in its record."""
     say = say or _quiet
     options = dict(encode_options or {})
     options.pop("progress", None)
+    if texts_dir is not None:
+        _check_texts_dir(texts_dir, options)
     if cpus_per_worker <= 0:
         raise BatchError(f"cpus per worker {cpus_per_worker:g} must be more than 0")
     if workers is not None and workers < 1:
@@ -642,35 +799,41 @@ def encode_batch(
     except OSError as err:
         raise BatchError(f"{out}: cannot make the output folder ({err.strerror})") from None
     started = time.perf_counter()
-    settings = settings_digest(options)
+    run_settings = settings_digest(options)
     with run_lock(out):
         items = list(expand_inputs(inputs))
         done = done_records(out)
-        manifest = Manifest(out, new_run_id())
+        manifest = Manifest(out, new_run_id(out))
         bar = _Progress(len(items), progress, say)
         pool: _LocalPool | _RayPool | None = None
         try:
             _remove_stale_temporaries({(out / item.output).parent for item in items} | {out})
             owners: dict[str, str] = {}
-            todo: list[tuple[BatchInput, tuple[str]]] = []
+            todo: list[tuple[tuple[BatchInput, str], tuple[str, dict[str, Any] | None]]] = []
             for item in items:
                 path = out / item.output
                 owner = owners.setdefault(item.output, item.source)
-                if owner != item.source:
-                    manifest.add(
-                        {
-                            "input": item.source,
-                            "output": item.output,
-                            "status": "failed",
-                            "error": f"{item.source}: its output {item.output} is also {owner}'s",
-                        }
+                settings, own_texts = run_settings, None
+                if texts_dir is not None:
+                    own_texts = _own_texts(item, Path(texts_dir), texts_optional, options)
+                    settings = settings_digest(
+                        {**options, "texts": own_texts["texts"], "describe": own_texts["describe"]}
                     )
-                    bar.update(manifest.records[-1])
+                failure, overrides = None, None
+                if owner != item.source:
+                    failure = f"{item.source}: its output {item.output} is also {owner}'s"
                 elif _already_done(item, path, done.get(item.output), settings):
                     manifest.add({**done[item.output], "status": "skipped", "finished": None})
                     bar.skip()
-                else:
-                    todo.append((item, (item.source,)))
+                    continue
+                elif own_texts is not None:
+                    failure, overrides = _load_own_texts(item, own_texts)
+                if failure is None:
+                    todo.append(((item, settings), (item.source, overrides)))
+                    continue
+                record = {"input": item.source, "output": item.output, "status": "failed", "error": failure}
+                manifest.add({**record, "settings": settings})
+                bar.update(manifest.records[-1])
             if todo:
                 pool = _open_pool(
                     options,
@@ -681,7 +844,7 @@ def encode_batch(
                     tasks=len(todo),
                     say=say,
                 )
-                for item, result in pool.map("encode", todo):
+                for (item, settings), result in pool.map("encode", todo):
                     _finish(out, item, result, settings, manifest, say, progress)
                     bar.update(manifest.records[-1])
         finally:
@@ -697,6 +860,49 @@ def encode_batch(
         workers=pool.workers if pool is not None else 0,
         parquet=parquet,
     )
+
+
+def sidecar_path(texts_dir: str | os.PathLike[str], item: BatchInput) -> Path:
+    """Where ``--texts-dir`` has the description sidecar of ``item``: ``TEXTS_DIR/NAME.json``
+    for the output ``OUTDIR/NAME.m3v`` (``videos/x/a.mp4`` below the folder ``videos`` ->
+    ``TEXTS_DIR/x/a.json``)."""
+    return Path(texts_dir) / f"{item.name}.json"
+
+
+def _check_texts_dir(texts_dir: str | os.PathLike[str], options: Mapping[str, Any]) -> None:
+    if options.get("texts") is not None:
+        raise BatchError("give one texts sidecar for every input (--texts) or a folder of them (--texts-dir), not both")
+    if options.get("describe") not in (None, "sidecar"):
+        raise BatchError(f"describe {options['describe']!r} takes no texts sidecars (--texts-dir)")
+    if not os.path.isdir(texts_dir):
+        raise BatchError(f"{texts_dir}: no such folder (--texts-dir)")
+
+
+def _own_texts(item: BatchInput, texts_dir: Path, optional: bool, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The encode options an input's own sidecar sets: its path (its contents count in the
+    settings digest); a missing one is None, which codes the input without texts when
+    ``optional`` and fails it otherwise."""
+    path = sidecar_path(texts_dir, item)
+    if path.is_file():
+        return {"texts": str(path), "describe": options.get("describe")}
+    return {"texts": None, "describe": None, "missing": None if optional else str(path)}
+
+
+def _load_own_texts(item: BatchInput, own: Mapping[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    """(an error, or None) and the overrides a worker codes ``item`` with: its sidecar read and
+    checked here (the worker needs no access to it; the same texts and bytes as ``m3v-encode
+    --texts`` with it)."""
+    from .descriptions import load_sidecar
+
+    if own.get("missing"):
+        return f"{item.source}: no texts sidecar {own['missing']} (--texts-optional codes it without texts)", None
+    overrides = {"texts": own["texts"], "describe": own["describe"]}
+    if own["texts"] is not None:
+        try:
+            overrides["texts"] = load_sidecar(own["texts"])
+        except CodecError as err:
+            return _one_line(err, item.source), None
+    return None, overrides
 
 
 def _finish(
@@ -776,18 +982,32 @@ def verify_outputs(outdir: str | os.PathLike[str]) -> VerifyReport:
 @dataclass
 class EvalReport:
     """One record per input (``status``, ``error``, ``bytes``, ``bpp``, ``frames``,
-    ``psnr_rgb``, ``psnr_y``, ``ms_ssim``), where they were written, and the R-D plot."""
+    ``psnr_rgb``, ``psnr_y``, ``ms_ssim``, ``lpips``, ``clip_sim``), where they were written,
+    the R-D plot, and why a perceptual metric asked for was left out (``unavailable``)."""
 
     records: list[dict[str, Any]]
     path: Path
     plot: Path | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[dict[str, Any]]:
         return [r for r in self.records if r["status"] == "failed"]
 
 
-EVAL_FIELDS = ("input", "output", "status", "error", "bytes", "bpp", "frames", "psnr_rgb", "psnr_y", "ms_ssim")
+EVAL_FIELDS = (
+    "input",
+    "output",
+    "status",
+    "error",
+    "bytes",
+    "bpp",
+    "frames",
+    "psnr_rgb",
+    "psnr_y",
+    "ms_ssim",
+    *PERCEPTUAL,
+)
 
 
 def evaluate_batch(
@@ -795,8 +1015,13 @@ def evaluate_batch(
     outdir: str | os.PathLike[str],
     *,
     fit: str = "crop",
+    pack: str | None = None,
     pack_config: Any = None,
     options: Any = None,
+    lpips: bool = False,
+    lpips_weights: str | os.PathLike[str] | None = None,
+    clip_sim: bool = False,
+    clip_model: str | None = None,
     workers: int | None = None,
     cpus_per_worker: float = DEFAULT_CPUS_PER_WORKER,
     address: str | None = None,
@@ -807,14 +1032,19 @@ def evaluate_batch(
 ) -> EvalReport:
     """Decode the output of each of ``inputs`` found in ``outdir`` and measure it against its
     input read as the encoder did (``fit``: ``crop`` or ``pad``, as m3v-encode ``--pad``), on the
-    same pool as :func:`encode_batch`.  Writes ``OUTDIR/eval-RUN.jsonl`` and, where matplotlib
-    imports and ``plot``, the R-D plot ``OUTDIR/eval-RUN.png`` (PSNR and MS-SSIM against bpp)."""
+    same pool as :func:`encode_batch`; ``pack``: refuse a stream of another pack (that input's
+    failure).  ``lpips`` (weights in ``lpips_weights``, else where
+    :func:`m3cvc_codec.metrics.lpips_weight_files` looks) and ``clip_sim`` (CLIP ``clip_model``,
+    default ViT-B/32) add the paper's metrics where they can be built (the full extra, local
+    weights), else say in one line why not and go on without them.  Writes
+    ``OUTDIR/eval-RUN.jsonl`` and, where matplotlib imports and ``plot``, the R-D plot
+    ``OUTDIR/eval-RUN.png`` (each metric against bpp)."""
     say = say or _quiet
     out = Path(outdir)
     if not out.is_dir():
         raise CodecError(f"{out}: no such folder")
     items = list(expand_inputs(inputs))
-    run = new_run_id()
+    run = new_run_id(out)
     records: list[dict[str, Any]] = []
     todo: list[BatchInput] = []
     coded = latest_records(out)
@@ -833,9 +1063,11 @@ def evaluate_batch(
     for record in records:
         bar.update(record)
     pool = None
+    unavailable: dict[str, str] = {}
     try:
         if todo:
-            worker_options = {"pack_config": pack_config, "options": options}
+            worker_options = {"pack": pack, "pack_config": pack_config, "options": options}
+            worker_options.update(lpips=lpips, lpips_weights=lpips_weights, clip_sim=clip_sim, clip_model=clip_model)
             pool = _open_pool(
                 worker_options,
                 use_ray=use_ray,
@@ -847,6 +1079,10 @@ def evaluate_batch(
                 job="evaluate",
             )
             for item, result in pool.map("evaluate", tasks):
+                for name, why in (result.pop("unavailable", None) or {}).items():
+                    if name not in unavailable:  # once a run, not once an input
+                        unavailable[name] = why
+                        say(f"{PERCEPTUAL[name]} left out: {why}")
                 result.update(input=item.source, output=item.output)
                 records.append(result)
                 bar.update(result)
@@ -861,14 +1097,15 @@ def evaluate_batch(
         for record in records:
             row = {name: record.get(name) for name in EVAL_FIELDS}
             f.write((json.dumps(row, default=str) + "\n").encode())
-    report = EvalReport(records, path)
+    report = EvalReport(records, path, unavailable=unavailable)
     if plot:
         report.plot = _rd_plot([r for r in records if r["status"] == "ok"], out / f"eval-{run}.png")
     return report
 
 
 def _rd_plot(records: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
-    """PSNR and MS-SSIM against bpp, one point per input; None where matplotlib is missing."""
+    """PSNR and MS-SSIM (and LPIPS, CLIP-sim where measured) against bpp, one point per input;
+    None where matplotlib is missing."""
     if not records:
         return None
     try:
@@ -878,8 +1115,10 @@ def _rd_plot(records: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, label in ((axes[0], "psnr_rgb", "PSNR (RGB, dB)"), (axes[1], "ms_ssim", "MS-SSIM (luma)")):
+    panels = [("psnr_rgb", "PSNR (RGB, dB)"), ("ms_ssim", "MS-SSIM (luma)")]
+    panels += [(key, label) for key, label in PERCEPTUAL.items() if any(r.get(key) is not None for r in records)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels):
         points = [(r["bpp"], r[key]) for r in records if r.get(key) is not None and math.isfinite(r[key])]
         if points:
             ax.scatter(*zip(*points), s=14)

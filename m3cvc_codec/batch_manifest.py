@@ -69,10 +69,17 @@ class RunLockedError(OSError):
     """Another ``m3v-batch`` run is writing into the same output folder."""
 
 
-def new_run_id() -> str:
-    """``20261208T031500Z-1234``: when the run started, and its process."""
+def new_run_id(outdir: Path | None = None) -> str:
+    """``20261208T031500Z-1234``: when the run started, and its process; ``-2``, ``-3``, ... after
+    it where a run of this process in the same second left its files (``manifest-RUN.jsonl``,
+    ``eval-RUN.jsonl``) in ``outdir``, so that no run adds to or replaces another's."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    return f"{now:%Y%m%dT%H%M%SZ}-{os.getpid()}"
+    run = base = f"{now:%Y%m%dT%H%M%SZ}-{os.getpid()}"
+    taken = 1
+    while outdir is not None and any(outdir.glob(f"*-{run}.*")):
+        taken += 1
+        run = f"{base}-{taken}"
+    return run
 
 
 def utc_now() -> str:

@@ -95,6 +95,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     enc.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="the output folder")
     add_encode_options(enc)
+    own = enc.add_argument_group("each input's own texts")
+    own.add_argument(
+        "--texts-dir",
+        metavar="DIR",
+        help="each input's description sidecar (docs/sidecar.md) in DIR, named after its output: "
+        "DIR/NAME.json for OUTDIR/NAME.m3v; an input without one fails (see --texts-optional)",
+    )
+    own.add_argument(
+        "--texts-optional",
+        action="store_true",
+        help="with --texts-dir, code an input that has no sidecar without texts instead of failing it",
+    )
     _add_pool_options(enc)
     enc.add_argument("-q", "--quiet", action="store_true", help="no progress, notices or closing line")
 
@@ -116,7 +128,23 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("outdir", metavar="OUTDIR", help="the output folder of m3v-batch encode")
     ev.add_argument("--pad", action="store_true", help="the inputs were coded with --pad")
     ev.add_argument("--no-plot", dest="plot", action="store_false", help="no R-D plot")
-    add_pack_arguments(ev, pack_default=None, pack_help="unused: each stream names its pack")
+    paper = ev.add_argument_group(
+        "the paper's perceptual metrics (the full extra; left out, with a line, where unavailable)"
+    )
+    paper.add_argument("--lpips", action="store_true", help="LPIPS (v0.1, AlexNet): lower is better")
+    paper.add_argument(
+        "--lpips-weights",
+        metavar="DIR",
+        help="LPIPS's weight files (alexnet-owt-7be5be79.pth, alex.pth) in DIR; implies --lpips "
+        "(default: $M3CVC_LPIPS_WEIGHTS, --models DIR, torch's cache)",
+    )
+    paper.add_argument("--clip-sim", action="store_true", help="CLIP-sim, the cosine of CLIP image features")
+    paper.add_argument(
+        "--clip-model", metavar="ID", help="the CLIP id or folder for CLIP-sim; implies --clip-sim (default ViT-B/32)"
+    )
+    add_pack_arguments(
+        ev, pack_default=None, pack_help="refuse a stream coded with another pack (default: the pack the stream names)"
+    )
     _add_pool_options(ev)
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress or table")
     return p
@@ -152,7 +180,16 @@ def _encode(args: argparse.Namespace) -> int:
         from .models.hub import quiet_model_loading
 
         quiet_model_loading()
-    report = encode_batch(args.inputs, args.output, encode_kwargs(args), **_pool_kwargs(args))
+    if args.texts_optional and args.texts_dir is None:
+        return _usage_error("--texts-optional goes with --texts-dir")
+    report = encode_batch(
+        args.inputs,
+        args.output,
+        encode_kwargs(args),
+        texts_dir=args.texts_dir,
+        texts_optional=args.texts_optional,
+        **_pool_kwargs(args),
+    )
     if not args.quiet:
         for record in report.failed:
             _say(f"failed: {record['error']}")
@@ -183,8 +220,13 @@ def _eval(args: argparse.Namespace) -> int:
         args.inputs,
         args.outdir,
         fit="pad" if args.pad else "crop",
+        pack=args.pack,
         pack_config=args.pack_config,
         options=runtime_options(args),
+        lpips=args.lpips or args.lpips_weights is not None,
+        lpips_weights=args.lpips_weights,
+        clip_sim=args.clip_sim or args.clip_model is not None,
+        clip_model=args.clip_model,
         plot=args.plot,
         **_pool_kwargs(args),
     )
@@ -198,11 +240,13 @@ def _eval(args: argparse.Namespace) -> int:
             ("PSNR dB", "psnr_rgb", ".2f"),
             ("PSNR-Y dB", "psnr_y", ".2f"),
             ("MS-SSIM", "ms_ssim", ".4f"),
+            ("LPIPS", "lpips", ".4f"),
+            ("CLIP-sim", "clip_sim", ".4f"),
             ("error", "error", "s"),
         ]
         good = [r for r in report.records if r["status"] == "ok"]
         mean: dict[str, Any] = {"output": f"mean of {len(good)}", "status": ""}
-        for _, key, _ in columns[2:8]:
+        for _, key, _ in columns[2:-1]:
             values = [r[key] for r in good if r.get(key) is not None]
             mean[key] = sum(values) / len(values) if values and all(math.isfinite(v) for v in values) else None
         _table(report.records + [mean], columns)

@@ -156,7 +156,7 @@ def encode(
     max_clip: int = 32,
     target_bpp: float | None = None,
     target_kbps: float | None = None,
-    scorer: str = "pack",
+    scorer: str | KeyframeScorer = "pack",
     clip_model: str | None = None,
     flow: str | None = None,
     texts=None,
@@ -336,7 +336,7 @@ def prepare(
     max_clip: int = 32,
     target_bpp=None,
     target_kbps=None,
-    scorer: str = "pack",
+    scorer: str | KeyframeScorer = "pack",
     clip_model: str | None = None,
     flow: str | None = None,
     size=(512, 320),
@@ -348,7 +348,8 @@ def prepare(
     """:func:`encode`'s options checked (CodecError naming the first bad one), then the pack
     loaded (PackError) and the grid and size checked against it, and the keyframe scorer
     ``scorer`` loaded (:func:`m3cvc_codec.scorers.scorer_for`: ``"pack"``, the pack's own, or
-    ``"clip"``, CLIP ``clip_model`` + optical flow ``flow``).  A weight or threshold left None takes the scorer's
+    ``"clip"``, CLIP ``clip_model`` + optical flow ``flow``; or a KeyframeScorer already built, used as
+    is).  A weight or threshold left None takes the scorer's
     default (each scorer's scores have their own scale)."""
     if fit not in ("crop", "pad"):
         raise CodecError(f"fit {fit!r} is not 'crop' or 'pad'")
@@ -378,7 +379,10 @@ def prepare(
     pack = _packs.load_pack(pack_id, pack_config, options)
     from .scorers import scorer_for
 
-    keyframe_scorer = scorer_for(scorer, pack, options, clip_model=clip_model, flow=flow)
+    # A scorer already built (m3v-batch keeps one per worker, so CLIP and the flow load once).
+    keyframe_scorer = (
+        scorer_for(scorer, pack, options, clip_model=clip_model, flow=flow) if isinstance(scorer, str) else scorer
+    )
     defaults = keyframe_scorer.default_params
     params = KeyframeParams(
         lambda1=_weight(lambda1, defaults["lambda1"]),

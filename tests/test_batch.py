@@ -17,6 +17,7 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import need_media
 
@@ -386,3 +387,166 @@ def test_ray_run_killed_partway_then_restarted_completes(tmp_path):
         for pid in spawned:  # Ray's agents of the killed run can outlive it for a minute
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+
+
+# ============================================================================ models and texts per input
+
+
+@pytest.mark.slow
+def test_clip_scorer_and_vlm_load_once_per_worker_with_the_bytes_of_m3v_encode(
+    corpus, tiny_models, tmp_path, monkeypatch
+):
+    from collections import Counter
+
+    from m3cvc_codec.models.clip import ClipEmbedder
+    from m3cvc_codec.models.flow import FlowMagnitude
+    from m3cvc_codec.models.vlm import VisionLanguageModel
+
+    loads: Counter[str] = Counter()
+    for model in (ClipEmbedder, FlowMagnitude, VisionLanguageModel):
+
+        def counting(self, *args, _load=model.__init__, _name=model.__name__, **kwargs):
+            loads[_name] += 1
+            _load(self, *args, **kwargs)
+
+        monkeypatch.setattr(model, "__init__", counting)
+    clips = [corpus / "sam2_01_dog.mp4", corpus / "sam2_02_cups.mp4"]
+    models = ["--scorer", "clip", "--flow", "dis", "--describe", "vlm", "--models", str(tiny_models)]
+    models += ["--dialogue-turns", "1", "--max-new-tokens", "3"]
+    (tmp_path / "ref").mkdir()
+    wanted = {}
+    for clip in clips:
+        target = tmp_path / "ref" / f"{clip.stem}.m3v"
+        assert cli_encode.main([str(clip), "-o", str(target), *ENCODE_OPTIONS, *models, "-q"]) == 0
+        wanted[target.name] = target.read_bytes()
+    assert loads == {"ClipEmbedder": 2, "FlowMagnitude": 2, "VisionLanguageModel": 2}  # once per m3v-encode
+
+    loads.clear()
+    out = tmp_path / "out"
+    argv = ["encode", *map(str, clips), "-o", str(out), *ENCODE_OPTIONS, *models, "--no-ray", "-q"]
+    assert cli_batch.main(argv) == 0
+    assert loads == {"ClipEmbedder": 1, "FlowMagnitude": 1, "VisionLanguageModel": 1}  # once for both inputs
+    assert outputs(out) == wanted
+    assert all(r["status"] == "ok" for r in manifests(out)[-1])
+
+
+def write_sidecar(path: Path, keyframe: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ranges = [{"start": 0, "end": 0.75, "keyframe": keyframe, "clip": "It moves."}]
+    path.write_text(json.dumps({"ranges": ranges + [{"start": 0.75, "end": 9, "keyframe": "Later."}]}))
+    return path
+
+
+def test_texts_dir_gives_each_input_its_own_sidecar(corpus, tmp_path, capsys):
+    clips = [corpus / "sam2_01_dog.mp4", corpus / "sam2_02_cups.mp4", corpus / "mmaction2_test_pool.mp4"]
+    texts = tmp_path / "texts"
+    dog = write_sidecar(texts / "sam2_01_dog.json", "A dog on a lawn.")
+    cups = write_sidecar(texts / "sam2_02_cups.json", "Cups on a table.")
+    (tmp_path / "ref").mkdir()
+    wanted = {}
+    for clip, sidecar in zip(clips, (dog, cups, None)):
+        target = tmp_path / "ref" / f"{clip.stem}.m3v"
+        extra = ["--texts", str(sidecar)] if sidecar else []
+        assert cli_encode.main([str(clip), "-o", str(target), *ENCODE_OPTIONS, *extra, "-q"]) == 0
+        wanted[target.name] = target.read_bytes()
+    assert wanted["sam2_01_dog.m3v"] != wanted["sam2_02_cups.m3v"]
+
+    out = tmp_path / "out"
+    argv = ["encode", *map(str, clips), "-o", str(out), *ENCODE_OPTIONS, "--texts-dir", str(texts), "--no-ray"]
+    assert cli_batch.main(argv) == 1  # the pool clip has no sidecar: its failure, one line
+    err = capsys.readouterr().err
+    missing = f"no texts sidecar {texts / 'mmaction2_test_pool.json'}"
+    assert f"failed: {clips[2]}: {missing}" in err
+    assert outputs(out) == {name: wanted[name] for name in ("sam2_01_dog.m3v", "sam2_02_cups.m3v")}
+
+    assert cli_batch.main([*argv, "--texts-optional", "-q"]) == 0  # coded without texts, as m3v-encode
+    assert outputs(out) == wanted
+    assert sorted(r["status"] for r in manifests(out)[-1]) == ["ok", "skipped", "skipped"]
+
+    write_sidecar(cups, "Three cups on a table.")  # a changed sidecar: that input is coded again
+    assert cli_batch.main([*argv, "--texts-optional", "-q"]) == 0
+    statuses = {r["output"]: r["status"] for r in manifests(out)[-1]}
+    assert statuses == {"sam2_01_dog.m3v": "skipped", "sam2_02_cups.m3v": "ok", "mmaction2_test_pool.m3v": "skipped"}
+    assert (out / "sam2_02_cups.m3v").read_bytes() != wanted["sam2_02_cups.m3v"]
+
+
+def test_texts_dir_names_sidecars_by_output_path_and_reports_bad_ones(corpus, tmp_path, capsys):
+    videos = tmp_path / "videos"
+    (videos / "garden").mkdir(parents=True)
+    shutil.copy(corpus / "sam2_01_dog.mp4", videos / "garden" / "dog.mp4")
+    item = next(expand_inputs([str(videos)]))
+    assert batch.sidecar_path(tmp_path / "texts", item) == tmp_path / "texts" / "garden" / "dog.json"
+    (tmp_path / "texts" / "garden").mkdir(parents=True)
+    (tmp_path / "texts" / "garden" / "dog.json").write_text('{"clips": [], "extra": 1}')
+    report = batch.encode_batch([str(videos)], tmp_path / "out", _encode_kwargs(), texts_dir=tmp_path / "texts")
+    (record,) = report.failed
+    assert record["error"].startswith(str(videos / "garden" / "dog.mp4")) and "unknown key 'extra'" in record["error"]
+
+    base = ["encode", str(videos), "-o", str(tmp_path / "out"), "--no-ray", "--texts-dir"]
+    assert cli_batch.main([*base, str(tmp_path / "texts"), "--texts", "x.json"]) == 1
+    assert cli_batch.main([*base, str(tmp_path / "nowhere")]) == 1
+    assert cli_batch.main(["encode", str(videos), "-o", str(tmp_path / "out"), "--texts-optional"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert "not both" in lines[0] and "no such folder" in lines[1] and "--texts-dir" in lines[2]
+
+
+@pytest.mark.slow
+def test_eval_adds_lpips_and_clip_sim_where_available(coded, corpus, tiny_models, tmp_path, monkeypatch, capsys):
+    torch = pytest.importorskip("torch")
+    import m3cvc_format as m
+    from m3cvc_codec import metrics
+    from m3cvc_codec.clip_decoder import ClipDecoder
+    from m3cvc_codec.packs.config import RuntimeOptions
+    from m3cvc_codec.video_io import read_frames
+
+    weights = tmp_path / "lpips"  # random weights under the real file names: nothing downloaded
+    weights.mkdir()
+    torch.manual_seed(0)
+    trunk = {f"features.{k}": v for k, v in metrics.alexnet_features().state_dict().items()}
+    torch.save(trunk, weights / metrics.LPIPS_BACKBONE_FILE)
+    heads = {f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate(metrics.LPIPS_CHANNELS)}
+    torch.save(heads, weights / metrics.LPIPS_LINEAR_FILE)
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(coded[0] / "sam2_01_dog.m3v", out)
+    clip = corpus / "sam2_01_dog.mp4"
+    runtime = RuntimeOptions(models_dir=str(tiny_models))
+
+    report = batch.evaluate_batch(
+        [str(clip)], out, options=runtime, lpips_weights=weights, lpips=True, clip_sim=True, use_ray=False, plot=False
+    )
+    (record,) = report.records
+    assert report.unavailable == {}
+    with m.Reader(out / "sam2_01_dog.m3v") as reader:  # the same measures, all frames at once
+        decoder = ClipDecoder(reader.header)
+        decoded = np.stack([frame for _, frame in m.FrameSource(reader, decoder=decoder).frames(0, None)])
+    originals = np.stack(list(read_frames(str(clip), (128, 80), reader.header.fps, "crop")))
+    assert len(decoded) == len(originals) == record["frames"] == 12  # over two batches of frames
+    assert record["lpips"] == pytest.approx(metrics.Lpips(weights)(originals, decoded).mean(), rel=1e-6)
+    assert record["clip_sim"] == pytest.approx(metrics.ClipSimilarity(None, runtime)(originals, decoded).mean())
+    assert record["lpips"] > 0 and record["clip_sim"] < 1
+    report.path.unlink()
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no AlexNet anywhere: LPIPS left out
+    monkeypatch.delenv(metrics.LPIPS_WEIGHTS_ENV, raising=False)
+    argv = ["eval", str(clip), str(out), "--no-ray", "--no-plot", "--models", str(tiny_models)]
+    assert cli_batch.main([*argv, "--lpips-weights", str(tmp_path / "empty"), "--clip-sim"]) == 0
+    captured = capsys.readouterr()
+    (line,) = [text for text in captured.err.splitlines() if "LPIPS" in text]
+    assert line.startswith("m3v-batch: LPIPS left out: ") and metrics.LPIPS_BACKBONE_FILE in line
+    header = captured.out.splitlines()[0]
+    assert "CLIP-sim" in header and "LPIPS" not in header
+    (path,) = out.glob("eval-*.jsonl")
+    (row,) = map(json.loads, path.read_text().splitlines())
+    assert row["lpips"] is None and row["clip_sim"] == pytest.approx(record["clip_sim"])
+
+
+def test_runs_in_one_second_get_their_own_ids(tmp_path):
+    from m3cvc_codec.batch_manifest import new_run_id
+
+    first = new_run_id(tmp_path)
+    (tmp_path / f"eval-{first}.jsonl").write_text("")
+    second = new_run_id(tmp_path)
+    (tmp_path / f"manifest-{second}.jsonl").write_text("")
+    third = new_run_id(tmp_path)
+    assert len({first, second, third}) == 3  # none adds to or replaces another run's files

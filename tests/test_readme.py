@@ -16,6 +16,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 CLIS = ("m3v-encode", "m3v-decode", "m3v-info", "m3v-edit", "m3v-play", "m3v-mux", "m3v-demux")
+# A command with subcommands is checked per subcommand, each entry its own (`m3v-batch encode ...`).
+CLIS += ("m3v-batch encode", "m3v-batch verify", "m3v-batch eval")
+#: An entry's option column may stand for every option of another command (m3v-batch encode takes
+#: m3v-encode's): listed this way, they count as listed.
+INHERITED = {"[m3v-encode's options]": "m3v-encode"}
 OPTION = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
 MAX_SAMPLE_BYTES = 500_000
 
@@ -40,39 +45,45 @@ def fenced_blocks(text: str) -> list[tuple[str, list[str]]]:
 def readme_options() -> dict[str, set[str]]:
     """Options the README's usage blocks (plain ``` blocks) list for each command.
 
-    A line starting with a command name opens that command's entry; indented lines continue it.
+    A line starting with a command name (or a command and its subcommand) opens that command's
+    entry; indented lines continue it.  A spec of :data:`INHERITED` adds the named command's
+    options as ``@command``.
     """
     found: dict[str, set[str]] = {cli: set() for cli in CLIS}
+    by_length = sorted(CLIS, key=len, reverse=True)  # "m3v-batch encode" before any shorter name
     for info, lines in fenced_blocks(README.read_text(encoding="utf-8")):
         if info:  # sh, python: examples, not option lists
             continue
         current = None
         for line in lines:
-            first = line.split(" ", 1)[0]
-            if first in found:
-                current = first
-                line = line[len(first) :]
+            opened = next((cli for cli in by_length if line == cli or line.startswith(cli + " ")), None)
+            if opened is not None:
+                current = opened
+                line = line[len(opened) :]
             elif line and not line[0].isspace():
                 current = None
             if current is not None:
                 # the option column only: descriptions may name options of other commands
                 spec = re.split(r"\s{2,}", line.strip(), maxsplit=1)[0] if line.startswith(" ") else line
                 found[current].update(OPTION.findall(spec))
+                found[current].update(f"@{cli}" for marker, cli in INHERITED.items() if marker in spec)
     return found
 
 
 def parser_options(cli: str) -> list[set[str]]:
-    """The options of ``cli --help`` except -h/--help, each as the set of its aliases (-o, --output)."""
-    path = shutil.which(cli)
+    """The options of ``cli --help`` (``m3v-batch encode --help`` for a subcommand) except
+    -h/--help, each as the set of its aliases (-o, --output)."""
+    command, *subcommand = cli.split()
+    path = shutil.which(command)
     if path is None:
-        pytest.fail(f"{cli} is not installed (pip install -e .)")
-    done = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=120)
+        pytest.fail(f"{command} is not installed (pip install -e .)")
+    done = subprocess.run([path, *subcommand, "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     options: list[set[str]] = []
     for line in done.stdout.splitlines():
-        stripped = line.strip()
-        if not stripped.startswith("-"):
+        if not line.startswith("  -"):  # an option's line; deeper lines continue a description
             continue
+        stripped = line.strip()
         spec = re.split(r"\s{2,}", stripped, maxsplit=1)[0]  # drop the description
         aliases = set(OPTION.findall(spec)) - {"-h", "--help"}
         if aliases:
@@ -89,7 +100,9 @@ def documented() -> dict[str, set[str]]:
 @pytest.mark.parametrize("cli", CLIS)
 def test_readme_lists_every_option_and_only_real_ones(cli, documented):
     real = parser_options(cli)
-    listed = documented[cli]
+    listed = {option for option in documented[cli] if not option.startswith("@")}
+    for inherited in (option[1:] for option in documented[cli] if option.startswith("@")):
+        listed |= set().union(*parser_options(inherited))
     missing = sorted("/".join(sorted(aliases)) for aliases in real if not aliases & listed)
     assert not missing, f"README.md does not list these options of {cli}: {missing}"
     unknown = sorted(listed - set().union(*real))
