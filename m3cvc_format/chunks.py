@@ -23,7 +23,9 @@ from .constants import (
     FLAG_PREDICTION,
     FLAG_SEED_PRESENT,
     MAX_CHUNK_LENGTH,
+    MAX_GRID_SYMBOLS,
     MAX_METADATA_BYTES,
+    PAD_SUBCHUNK_KIND,
     SUBCHUNK_KIND_BITS,
     TAIL_PAYLOAD_SIZE,
     VERSION_MAJOR,
@@ -41,7 +43,17 @@ from .errors import (
     UnknownChunkError,
     UnsupportedVersionError,
 )
-from .model import Clip, ClipRecord, Header, IndexEntry, IndexMapPayload, pack_metadata, unpack_metadata
+from .model import (
+    Clip,
+    ClipRecord,
+    Header,
+    IndexEntry,
+    IndexMapPayload,
+    check_work_limit,
+    min_clip_chunk_size,
+    pack_metadata,
+    unpack_metadata,
+)
 
 __all__ = [
     "build_clip",
@@ -49,6 +61,7 @@ __all__ = [
     "build_index",
     "build_tail",
     "frame_chunk",
+    "pad_clip_payload",
     "parse_clip",
     "parse_head",
     "parse_index",
@@ -169,15 +182,43 @@ def _sub_chunk(kind: int, body: bytes) -> bytes:
     return syntax.encode_leb128(len(body) << SUBCHUNK_KIND_BITS | kind) + body
 
 
+def _framed_size(payload_length: int) -> int:
+    """Bytes of a chunk with a payload of ``payload_length`` bytes: type, length, payload, CRC."""
+    return 1 + len(syntax.encode_leb128(payload_length)) + payload_length + 4
+
+
+def pad_clip_payload(payload: bytes, grid_cells: int) -> bytes:
+    """``payload`` with a PAD sub-chunk appended when its CLIP chunk would be smaller than the
+    work limit allows for a map of ``grid_cells`` cells (spec/m3v.md §11), of the least size that
+    meets it; unchanged otherwise (real maps code at 1 to 8 bits a cell, far above the limit's
+    half bit, so only maps that code in almost nothing, a constant map or a full copy of the
+    reference, are padded)."""
+    if grid_cells > MAX_GRID_SYMBOLS:  # a record copied from a damaged stream: no padding for it
+        raise LimitError(f"an index map of {grid_cells} cells exceeds the limit of {MAX_GRID_SYMBOLS}")
+    need = min_clip_chunk_size(grid_cells)
+    size = _framed_size(len(payload))
+    if size >= need:
+        return payload
+    # Each body byte adds one byte, the tag and the chunk's length field 1-5 more: start below
+    # the least body that can do and take the first that does (the size only grows with it).
+    body = max(0, need - size - 6)
+    while True:
+        padded = payload + _sub_chunk(PAD_SUBCHUNK_KIND, bytes(body))
+        if _framed_size(len(padded)) >= need:
+            return padded
+        body += 1
+
+
 def _assemble_clip(
     fields: dict[str, Any],
     texts_coded: Sequence[bytes],
     map_body: bytes,
     ancillary: Iterable[tuple[int, bytes]],
+    grid_cells: int,
 ) -> bytes:
     """A CLIP payload from its parts: the fixed fields, the coded keyframe and clip texts (an
     empty one is left out: an absent text sub-chunk means the empty text), the index-map body,
-    then the ancillary sub-chunks."""
+    then the ancillary sub-chunks, then PAD where the work limit needs it."""
     parts = [syntax.ClipFields.build(fields)]
     for kind, coded in zip((SubChunkKind.KEYFRAME_TEXT, SubChunkKind.CLIP_TEXT), texts_coded):
         if coded:
@@ -187,7 +228,7 @@ def _assemble_clip(
         if not anc_kind & ANCILLARY_SUBCHUNK_BIT or not 0 <= anc_kind <= _KIND_MASK:
             raise MalformedError(f"sub-chunk kind {anc_kind} is not an ancillary kind (8-15)")
         parts.append(_sub_chunk(anc_kind, anc_body))
-    return b"".join(parts)
+    return pad_clip_payload(b"".join(parts), grid_cells)
 
 
 def _map_body(coder: int, grid_h: int, grid_w: int, coded: bytes) -> bytes:
@@ -222,7 +263,8 @@ def build_clip(clip: Clip, header: Header, coder: IndexMapCoder, reference: Any 
     body = _map_body(coder, header.grid_h, header.grid_w, coded)
     flags = FLAG_PREDICTION if clip.mode == Mode.PREDICTION else 0
     fields = _fields(clip.index, clip.first_frame, clip.frame_count, flags, clip.seed)
-    return _assemble_clip(fields, texts, body, clip.ancillary), sum(map(len, texts)), len(body)
+    payload = _assemble_clip(fields, texts, body, clip.ancillary, header.grid_h * header.grid_w)
+    return payload, sum(map(len, texts)), len(body)
 
 
 def build_coded_clip(record: ClipRecord) -> tuple[bytes, int, int]:
@@ -236,7 +278,8 @@ def build_coded_clip(record: ClipRecord) -> tuple[bytes, int, int]:
     body = _map_body(m.coder, m.grid_h, m.grid_w, m.data)
     fields = _fields(record.index, record.first_frame, record.frame_count, record.flags, record.seed)
     texts = (record.keyframe_text_coded, record.clip_text_coded)
-    return _assemble_clip(fields, texts, body, record.ancillary), record.text_bytes, len(body)
+    payload = _assemble_clip(fields, texts, body, record.ancillary, m.grid_h * m.grid_w)
+    return payload, record.text_bytes, len(body)
 
 
 def _build(construct: Any, value: Any) -> bytes:
@@ -328,6 +371,9 @@ def parse_clip(payload: bytes, offset: int, size: int, minor: int = VERSION_MINO
                     ),
                     offset,
                 )
+            # The work limit (§11), from the payload's own length: a real chunk's size is its
+            # framed payload (chunk_length is minimal), whatever ``size`` the caller knows.
+            check_work_limit(clip_index, grid_h * grid_w, _framed_size(len(payload)), offset)
             index_map = IndexMapPayload(coder, grid_h, grid_w, bytes(body[p:]))
             index_map_size = length
         else:

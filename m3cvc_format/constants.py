@@ -10,8 +10,9 @@ from enum import IntEnum
 SIGNATURE = b"\x8bM3V\r\n\x1a\n"
 
 VERSION_MAJOR = 1
-#: The minor version this implementation reads (1.2 registers the ancillary chunk PRMT).
-VERSION_MINOR = 2
+#: The minor version this implementation reads (1.2 registers the ancillary chunk PRMT, 1.3 the
+#: PAD sub-chunk and the work limit of spec/m3v.md §11).
+VERSION_MINOR = 3
 #: The minor version writers write when a stream uses nothing newer (spec/m3v.md §10): every
 #: stream without a PRMT chunk keeps the bytes a 1.1 writer gave it.
 BASE_VERSION_MINOR = 1
@@ -43,6 +44,9 @@ class SubChunkKind(IntEnum):
 
 ANCILLARY_SUBCHUNK_BIT = 0x8
 SUBCHUNK_KIND_BITS = 4
+#: The ancillary sub-chunk kind PAD (since 1.3, spec/m3v.md §6.3): zero bytes that make a CLIP
+#: chunk big enough for the work limit; readers skip it as any ancillary sub-chunk.
+PAD_SUBCHUNK_KIND = 15
 
 
 class Mode(IntEnum):
@@ -97,6 +101,9 @@ MAX_METADATA_BYTES = 1 << 20
 MAX_PROMPTS_BYTES = 1 << 20
 MAX_TEXT_BYTES = 1 << 20
 MAX_CLIP_COUNT = (1 << 32) - 1
+#: The work limit (spec/m3v.md §11, since 1.3): a CLIP chunk of n bytes holds an index map of at
+#: most 16 n cells, so the time a reader spends decoding maps grows with the bytes it reads.
+MAX_CELLS_PER_CLIP_BYTE = 16
 
 #: Probability precision of every rANS model in the format: frequencies sum to 2**24.
 ANS_PRECISION = 24

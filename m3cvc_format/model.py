@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from .constants import (
     BASE_VERSION_MINOR,
+    MAX_CELLS_PER_CLIP_BYTE,
     MAX_CLIP_COUNT,
     MAX_DIMENSION,
     MAX_FRAME_COUNT,
@@ -42,8 +43,10 @@ __all__ = [
     "IndexEntry",
     "IndexMapPayload",
     "SequentialDecoder",
+    "check_work_limit",
     "decode_seed",
     "decode_with_references",
+    "min_clip_chunk_size",
 ]
 
 _PACK_ID = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
@@ -55,6 +58,26 @@ def _limit(name: str, value: int, low: int, high: int) -> None:
         raise MalformedError(f"{name} must be an integer, got {type(value).__name__}")
     if not low <= value <= high:
         raise LimitError(f"{name} = {value} is outside {low}..{high}")
+
+
+def min_clip_chunk_size(grid_cells: int) -> int:
+    """The least size in bytes of a CLIP chunk whose index map has ``grid_cells`` cells: the
+    work limit of spec/m3v.md §11 (at most 16 cells a byte of chunk)."""
+    return -(-grid_cells // MAX_CELLS_PER_CLIP_BYTE)
+
+
+def check_work_limit(clip_index: int, grid_cells: int, chunk_size: int, offset: int | None = None) -> None:
+    """LimitError unless a CLIP chunk of ``chunk_size`` bytes may hold a map of ``grid_cells``
+    cells (spec/m3v.md §11).  Checked when the chunk is parsed, before any map is decoded:
+    decoding costs time per cell whatever the payload, and a map of 0 bytes can declare 2^18
+    cells."""
+    need = min_clip_chunk_size(grid_cells)
+    if chunk_size < need:
+        raise LimitError(
+            f"clip {clip_index}: an index map of {grid_cells} cells needs a CLIP chunk of at least {need} bytes "
+            f"(at most {MAX_CELLS_PER_CLIP_BYTE} cells a byte), this one has {chunk_size}",
+            offset,
+        )
 
 
 def _rational(name: str, value: Fraction) -> None:

@@ -23,6 +23,7 @@ from .constants import (
 )
 from .errors import (
     ChecksumError,
+    LimitError,
     M3VError,
     MalformedError,
     MissingIndexError,
@@ -31,13 +32,20 @@ from .errors import (
     UnknownChunkError,
 )
 from .framing import WINDOW as _WINDOW
-from .framing import ByteSource, RawChunk, read_chunk, read_tail
+from .framing import ByteSource, RawChunk, chunk_extent, read_chunk, read_tail
 from .model import Clip, ClipRecord, Header, IndexEntry, SequentialDecoder, decode_with_references
 from .opener import Source, open_source
 from .prompts import parse_prompts
 from .syntax import read_leb128
 
 __all__ = ["Damage", "RawChunk", "Reader"]
+
+#: Bytes the searches for an intact chunk after damage (spec §9) may checksum in all, per stream:
+#: this plus this factor times the furthest offset read.  Each candidate costs a CRC over
+#: its whole span and candidates may overlap, so without a bound a hostile stream of n bytes
+#: costs n^2; a damaged real stream needs a few megabytes a search.
+_RESYNC_BASE_BYTES = 64 << 20
+_RESYNC_BYTES_PER_BYTE = 64
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,7 @@ class Reader:
         self._prompts_settled = False  # the chunks before the first clip have been seen
         self._prompts: dict[str, Any] | None = None
         self._prompts_done = False
+        self._resync_checked = 0  # bytes the searches after damage have checksummed
         try:
             self.header, self.header_end = self._read_header()
         except BaseException:
@@ -156,10 +165,16 @@ class Reader:
                 if t not in (ChunkType.CLIP, ChunkType.INDX, ChunkType.TAIL):
                     continue
                 cand = q + i
-                if t == ChunkType.CLIP:  # cheap plausibility before a CRC over the span
-                    head = self._src.peek(cand, 1 + MAX_LENGTH_VARINT_BYTES + 9)
+                # Cheap plausibility before a CRC over the span.
+                head = self._src.peek(cand, 1 + MAX_LENGTH_VARINT_BYTES + 9)
+                try:
+                    p, total = chunk_extent(head[: 1 + MAX_LENGTH_VARINT_BYTES], cand)
+                except M3VError:
+                    continue
+                if (end is not None and cand + total > end) or (t == ChunkType.TAIL and total != TAIL_SIZE):
+                    continue
+                if t == ChunkType.CLIP:
                     try:
-                        _, p = read_leb128(head, 1, MAX_LENGTH_VARINT_BYTES)
                         clip_index, _ = read_leb128(head, p)
                     except (IndexError, ValueError):
                         continue
@@ -168,8 +183,21 @@ class Reader:
                 try:
                     if self._chunk_at(cand) is not None:
                         return cand
+                except TruncatedError:  # runs past the data (a pipe's size is not known): no CRC,
+                    # only the bytes there were to read
+                    self._resync_checked += max(0, min(total, self._src.position - cand))
                 except M3VError:
-                    continue
+                    self._resync_checked += total
+                # The bound grows with the data read, not with cand + total: a length may lie.
+                if self._resync_checked > _RESYNC_BASE_BYTES + _RESYNC_BYTES_PER_BYTE * self._src.position:
+                    self._note_damage(
+                        cand,
+                        LimitError(
+                            f"stopped looking for an intact chunk after checking {self._resync_checked} bytes",
+                            cand,
+                        ),
+                    )
+                    return None
             q += len(window)
         return None
 

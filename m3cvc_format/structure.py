@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import construct
+
 from . import syntax
 from .constants import ANCILLARY_CHUNK_BIT, PRMT_VERSION_MINOR, SIGNATURE, ChunkType
-from .errors import TruncatedError
+from .errors import MalformedError, TruncatedError
 from .prompts import parse_prompts
 from .reader import Reader
 
@@ -112,5 +114,9 @@ def _entry(offset: int, raw: bytes) -> dict[str, Any]:
     }
     detail = _DETAIL.get(body.chunk_type)
     if detail:
-        entry[detail[0]] = detail[1](bytes(body.payload))
+        try:
+            entry[detail[0]] = detail[1](bytes(body.payload))
+        except construct.ConstructError as err:  # e.g. a CLIP whose type byte became HEAD's
+            reason = str(err).splitlines()[-1]
+            raise MalformedError(f"{detail[0].upper()} payload does not parse: {reason}", offset) from None
     return entry

@@ -54,6 +54,11 @@ class Writer:
     ``settings``), written as a PRMT chunk right after HEAD; the stream is then version 1.2.
     Without them (None, the default) the stream is version 1.1, byte for byte what a 1.1
     writer wrote.  Bad prompts raise MalformedError (a ValueError) before anything is written.
+
+    A clip whose CLIP chunk would hold more than 16 index-map cells a byte (a map that codes in
+    almost nothing, such as a constant one or a TEMPORAL full copy, with short texts) gets a PAD
+    sub-chunk that brings it to the least size the work limit of spec/m3v.md §11 allows; this
+    applies to :meth:`write_coded_clip` too, and does not change the stream's version.
     """
 
     def __init__(

@@ -1,6 +1,6 @@
 meta:
   id: m3v
-  title: M3-CVC ultra-low-bitrate video bitstream (.m3v), version 1.x (written for 1.2)
+  title: M3-CVC ultra-low-bitrate video bitstream (.m3v), version 1.x (written for 1.3)
   file-extension: m3v
   license: Apache-2.0
   ks-version: '0.11'
@@ -19,7 +19,7 @@ doc: |
   spec/entropy-coding.md. The PRMT payload is parsed as the MessagePack value it is
   (type `msgpack`); which keys it must hold (§4.3) is not checked. What Kaitai Struct cannot express is left to the reader:
   the CRC-32C of each chunk (§1.3, §4.2) is exposed but not checked; the order of chunks
-  (§2), the value ranges (§11) and the cross-field rules of the "Semantics" sections are
+  (§2), the value ranges and the work limit (§11) and the cross-field rules of the "Semantics" sections are
   not checked, nor that INDX and TAIL payloads end after their last field. LEB128
   numbers are checked for length and minimality (§1.2), the signature byte for byte
   (§3), HEAD's major version (§10) and TAIL's payload length (§8); sub-chunks end exactly
@@ -608,6 +608,11 @@ enums:
     2:
       id: index_map
       doc: the keyframe's index map K* (§6.5)
+    15:
+      id: pad
+      doc: |
+        PAD, ancillary, since 1.3 (§6.3): zero bytes that make a CLIP chunk big enough for the
+        work limit (§11, at most 16 index-map cells a byte of chunk, not checked here); 8-14 free
   mode:
     0: interpolation
     1: prediction

@@ -182,8 +182,8 @@ def test_prompts_need_a_1_2_head():
     header = make_header()
     with pytest.raises(m.MalformedError, match=r"need a version 1\.2 HEAD"):
         m.Writer(io.BytesIO(), header, head=build_head(header), prompts=PROMPTS)
-    with pytest.raises(ValueError, match=r"cannot write version 1\.3"):
-        build_head(header, 3)
+    with pytest.raises(ValueError, match=r"cannot write version 1\.4"):
+        build_head(header, 4)
 
 
 # ---------------------------------------------------------------- reading

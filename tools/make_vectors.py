@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 import m3cvc_format as m  # noqa: E402
 from m3cvc_format.chunks import frame_chunk  # noqa: E402
+from m3cvc_format.constants import PAD_SUBCHUNK_KIND  # noqa: E402
 from m3cvc_format.crc import crc32c  # noqa: E402
 from m3cvc_format.model import SequentialDecoder  # noqa: E402  (the reader's one reference-chain walk)
 from m3cvc_format.syntax import read_leb128  # noqa: E402
@@ -454,6 +455,38 @@ def build_vectors() -> dict[str, tuple[bytes, dict]]:
         buf.getvalue(),
         "version 1.1 with an ancillary chunk of type 0x80 before clip 0: type 0x80 was free before 1.2, so in a 1.1 "
         "stream it is not PRMT; readers skip it and report no prompts",
+    )
+
+    # ---- the work limit and PAD (since 1.3), with a generator of their own
+    rng = np.random.default_rng(20261208)
+    h = m.Header(width=192, height=128, fps=8, grid_h=16, grid_w=24, vocab_size=64, text_codec=m.TextCodec.UTF8)
+    clips = make_clips(rng, h, 3)
+    # Clip 1: a constant map (CONTEXT codes it in 0 bytes) and no texts: 14 bytes of chunk for
+    # 384 cells, under the 24 the work limit asks, so the writer pads it with PAD.
+    clips[1] = dataclasses.replace(
+        clips[1], keyframe_text="", clip_text="", index_map=np.full((16, 24), 5, dtype=np.int64)
+    )
+    padded = stream_bytes(h, clips)
+    valid(
+        "padded",
+        padded,
+        "clip 1's map is constant (0 coded bytes) and it has no texts: its chunk would be 14 bytes for 384 cells, "
+        "so the writer adds a PAD sub-chunk (kind 15, zero bytes) to reach the 24 bytes the work limit asks "
+        "(at most 16 cells a byte, §11); the stream stays version 1.1",
+    )
+    cut = stream_bytes(h, clips, index=False)
+    c1 = m.Reader(cut).clip(1)
+    pad_kind, pad_body = c1.ancillary[-1]
+    assert pad_kind == PAD_SUBCHUNK_KIND
+    _, payload_start = read_leb128(cut, c1.offset + 1)
+    payload = cut[payload_start : c1.offset + c1.size - 4]
+    unpadded = frame_chunk(m.ChunkType.CLIP, payload[: -(len(pad_body) + 1)])  # the PAD's tag is 1 byte here
+    invalid(
+        "work-limit",
+        cut[: c1.offset] + unpadded + cut[c1.offset + c1.size :],
+        "unterminated; clip 1 as in 'padded' but without its PAD sub-chunk: a 14-byte CLIP chunk cannot hold an "
+        "index map of 384 cells (at most 16 cells a byte, §11), a LimitError before any decoding; clips 0 and 2 "
+        "stay readable",
     )
     return vectors
 

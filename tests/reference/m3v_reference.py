@@ -946,6 +946,9 @@ def parse_clip(data, chunk: Chunk, header: dict, reference_of=None) -> dict:
             mh, mw = br.leb(), br.leb()
             if [mh, mw] != header["grid"]:
                 br.fail("index map size differs from the header's grid")
+            # m3v §11 (since 1.3): at most 16 cells a byte of CLIP chunk, checked before decoding
+            if mh * mw > 16 * c["size"]:
+                br.fail("index map has more than 16 cells a byte of its CLIP chunk", LimitError)
             # TEMPORAL is registered since 1.1: in a 1.0 stream it is an unregistered coder
             known = (RAW, STATIC, CONTEXT, TEMPORAL) if header["version"][1] >= 1 else (RAW, STATIC, CONTEXT)
             if coder not in known:
