@@ -101,9 +101,17 @@ def ray_available() -> bool:
 
 def settings_digest(encode_options: Mapping[str, Any]) -> str:
     """A digest of the encode options and the encoder's version (an output coded under other
-    settings is coded again); a local pack config and a texts sidecar count by their contents."""
+    settings is coded again); a local pack config and a texts sidecar count by their contents.
+    Runtime options that change only speed and memory (CPU offload, attention slicing:
+    :data:`~m3cvc_codec.packs.config.SPEED_ONLY_OPTIONS`) do not count: turning them on to
+    finish a run on a smaller GPU keeps what is done."""
     from .encoder import ENCODER_NAME
+    from .packs.config import SPEED_ONLY_OPTIONS, RuntimeOptions
 
+    runtime = encode_options.get("options")
+    if isinstance(runtime, RuntimeOptions):
+        kept = {f.name: getattr(runtime, f.name) for f in dataclasses.fields(runtime)}
+        encode_options = {**encode_options, "options": {k: v for k, v in kept.items() if k not in SPEED_ONLY_OPTIONS}}
     settings = {key: repr(value) for key, value in sorted(encode_options.items())}
     for key in ("pack_config", "texts"):  # files whose contents shape the stream
         named = encode_options.get(key)

@@ -29,8 +29,9 @@ or as ``M3CVC_PROGRESS`` says).
 
 **Defaults from the environment.**  A decoder built by pack id alone (``m3cvc_format.open``,
 which passes nothing but the header) takes its pack config and runtime options from
-``M3CVC_PACK_CONFIG`` (a config file) with ``M3CVC_DEVICE`` and ``M3CVC_DTYPE``, used for
-streams of that config's pack, and ``M3CVC_MODELS`` (the models folder), where set; arguments
+``M3CVC_PACK_CONFIG`` (a config file) with ``M3CVC_DEVICE``, ``M3CVC_DTYPE``,
+``M3CVC_CPU_OFFLOAD`` (1/0, true/false, yes/no, on/off) and ``M3CVC_ATTENTION_SLICING`` (auto,
+max, a number, off), used for streams of that config's pack, and ``M3CVC_MODELS`` (the models folder), where set; arguments
 win (:func:`environment_defaults`: ``m3v-decode`` and ``m3v-play`` take the config and models
 folder from there when ``--pack-config`` and ``--models`` are not given).  So a
 full-pack stream decodes through the PyAV facade once these name the trained weights::
@@ -51,13 +52,36 @@ import numpy as np
 
 from . import packs as _packs
 from . import progress as _progress
+from .packs.config import attention_slicing_value
 
 __all__ = ["ENV_OPTIONS", "ENV_PACK_CONFIG", "ClipDecoder", "environment_defaults"]
 
 #: The pack config a decoder built without one uses, when it is for the stream's pack.
 ENV_PACK_CONFIG = "M3CVC_PACK_CONFIG"
 #: RuntimeOptions fields a decoder built without options takes from the environment.
-ENV_OPTIONS = {"models_dir": "M3CVC_MODELS", "device": "M3CVC_DEVICE", "dtype": "M3CVC_DTYPE"}
+ENV_OPTIONS = {
+    "models_dir": "M3CVC_MODELS",
+    "device": "M3CVC_DEVICE",
+    "dtype": "M3CVC_DTYPE",
+    "cpu_offload": "M3CVC_CPU_OFFLOAD",
+    "attention_slicing": "M3CVC_ATTENTION_SLICING",
+}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def _env_value(field: str, text: str) -> Any:
+    """An environment variable's text as the RuntimeOptions field's value (PackError naming
+    the variable when it is not one)."""
+    if field == "cpu_offload":
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise _packs.PackError(f"{ENV_OPTIONS[field]}={text!r} is not 1 or 0 (true/false, yes/no, on/off)")
+    if field == "attention_slicing":
+        try:
+            return attention_slicing_value(text)
+        except _packs.PackError as err:
+            raise _packs.PackError(f"{ENV_OPTIONS[field]}: {err}") from None
+    return text
 
 
 def environment_defaults(
@@ -67,10 +91,12 @@ def environment_defaults(
 ) -> tuple[_packs.PackConfig | str | Path | None, _packs.RuntimeOptions | None]:
     """``(pack_config, options)`` with what is None filled from the environment
     (:data:`ENV_PACK_CONFIG`, :data:`ENV_OPTIONS`).  The config is used only for streams of its
-    own pack, and ``M3CVC_DEVICE`` and ``M3CVC_DTYPE`` only with it (they configure that pack: a
-    lite stream is not sent to a GPU the full pack's settings name); ``M3CVC_MODELS`` fills the
-    models folder wherever it is None.  Given ``options`` keep their device (which always has a
-    value); a config file that cannot be read is PackError, as from ``--pack-config``."""
+    own pack, and ``M3CVC_DEVICE``, ``M3CVC_DTYPE``, ``M3CVC_CPU_OFFLOAD`` and
+    ``M3CVC_ATTENTION_SLICING`` only with it (they configure that pack: a lite stream is not
+    sent to a GPU the full pack's settings name); ``M3CVC_MODELS`` fills the models folder
+    wherever it is None.  Given ``options`` keep their device and CPU offload (which always
+    have a value) and fill only what is None; a config file that cannot be read, or a value
+    that is not one, is PackError, as from ``--pack-config``."""
     applies = False
     if pack_config is None:
         named = os.environ.get(ENV_PACK_CONFIG, "").strip()
@@ -81,11 +107,12 @@ def environment_defaults(
     env: dict[str, Any] = {f: os.environ[v].strip() for f, v in ENV_OPTIONS.items() if os.environ.get(v, "").strip()}
     if not applies:
         env = {f: v for f, v in env.items() if f == "models_dir"}
+    env = {f: _env_value(f, v) for f, v in env.items()}
     if options is None:
         if env:
             options = _packs.RuntimeOptions(**env)
     else:
-        fill = {f: v for f, v in env.items() if f != "device" and getattr(options, f) is None}
+        fill = {f: v for f, v in env.items() if f not in ("device", "cpu_offload") and getattr(options, f) is None}
         if fill:
             options = dataclasses.replace(options, **fill)
     return pack_config, options

@@ -208,6 +208,9 @@ def test_usage_errors_exit_2(capsys):
         assert code == 2 and "usage: m3v-encode" in err
     code, _, err = run(cli_decode.main, ["x.m3v"], capsys)
     assert code == 2 and "usage: m3v-decode" in err
+    for bad in ("half", "0", "-1"):
+        code, _, err = run(cli_decode.main, ["x.m3v", "-o", "x.y4m", "--attention-slicing", bad], capsys)
+        assert code == 2 and "--attention-slicing" in err and f"{bad!r} is not auto, max, off" in err
 
 
 def test_decode_refuses_unknown_pack_or_other_weights(monkeypatch, synthetic, tmp_path, capsys):
@@ -248,8 +251,8 @@ def test_missing_input_is_named_once(fake_pack, tmp_path, capsys):
 
 
 def test_pack_flags_reach_the_pack(fake_pack, synthetic, tmp_path, capsys, monkeypatch):
-    """--pack, --pack-config, --models and --device become load_pack's pack id, config and
-    RuntimeOptions, in m3v-encode and in m3v-decode."""
+    """--pack, --pack-config, --models, --device, --cpu-offload and --attention-slicing become
+    load_pack's pack id, config and RuntimeOptions, in m3v-encode and in m3v-decode."""
     import m3cvc_codec.packs as registry
     from m3cvc_codec.packs import RuntimeOptions
 
@@ -262,15 +265,29 @@ def test_pack_flags_reach_the_pack(fake_pack, synthetic, tmp_path, capsys, monke
 
     monkeypatch.setattr(registry, "load_pack", recording)
     config, models = str(tmp_path / "fake.json"), str(tmp_path / "models")
-    flags = ["--pack-config", config, "--models", models, "--device", "cpu"]
+    flags = [
+        "--pack-config",
+        config,
+        "--models",
+        models,
+        "--device",
+        "cpu",
+        "--cpu-offload",
+        "--attention-slicing",
+        "2",
+    ]
+    asked = RuntimeOptions(device="cpu", models_dir=models, cpu_offload=True, attention_slicing=2)
     out = tmp_path / "a.m3v"
     code, _, err = run(cli_encode.main, [synthetic, "-o", str(out), *SMALL, "--pack", "test.fake", *flags], capsys)
     assert code == 0, err
-    assert calls == [("test.fake", config, RuntimeOptions(device="cpu", models_dir=models))]
+    assert calls == [("test.fake", config, asked)]
     calls.clear()
-    code, _, err = run(cli_decode.main, [str(out), "-o", str(tmp_path / "a.y4m"), *flags], capsys)
+    code, _, err = run(
+        cli_decode.main, [str(out), "-o", str(tmp_path / "a.y4m"), *flags[:6], "--attention-slicing", "MAX"], capsys
+    )
     assert code == 0, err
-    assert calls and all(c == ("test.fake", config, RuntimeOptions(device="cpu", models_dir=models)) for c in calls)
+    asked = RuntimeOptions(device="cpu", models_dir=models, attention_slicing="max")
+    assert calls and all(c == ("test.fake", config, asked) for c in calls)
     calls.clear()
     code, _, err = run(cli_encode.main, [synthetic, "-o", str(out), *SMALL, "-q"], capsys)
     assert code == 0 and calls == [(registry.DEFAULT_PACK, None, RuntimeOptions())]  # the defaults
@@ -278,6 +295,32 @@ def test_pack_flags_reach_the_pack(fake_pack, synthetic, tmp_path, capsys, monke
     code, _, err = run(cli_decode.main, [str(out), "-o", str(tmp_path / "b.y4m"), "--pack", "other.pack"], capsys)
     assert code == 1 and f"coded with pack {registry.DEFAULT_PACK!r}, not 'other.pack'" in err
     assert len(err.splitlines()) == 1 and not (tmp_path / "b.y4m").exists()
+
+
+def test_every_codec_command_takes_the_runtime_flags():
+    """m3v-encode, m3v-decode, m3v-play and m3v-batch (encode and eval) share the pack flags;
+    CPU offload and attention slicing change no batch output's settings digest (they change
+    only speed and memory), the device does."""
+    from m3cvc_codec import batch, cli_batch, cli_play
+    from m3cvc_codec.cli_pack import runtime_options
+    from m3cvc_codec.packs import RuntimeOptions
+
+    flags = ["--device", "cuda", "--cpu-offload", "--attention-slicing", "auto"]
+    parsers = {
+        "m3v-encode": (cli_encode._parser(), ["in.mp4", "-o", "x.m3v"]),
+        "m3v-decode": (cli_decode._parser(), ["x.m3v", "-o", "x.y4m"]),
+        "m3v-play": (cli_play.build_parser(), ["x.m3v"]),
+        "m3v-batch encode": (cli_batch._parser(), ["encode", "in.mp4", "-o", "out"]),
+        "m3v-batch eval": (cli_batch._parser(), ["eval", "in.mp4", "out"]),
+    }
+    for name, (parser, argv) in parsers.items():
+        options = runtime_options(parser.parse_args([*argv, *flags]))
+        assert options == RuntimeOptions(device="cuda", cpu_offload=True, attention_slicing="auto"), name
+        assert runtime_options(parser.parse_args(argv)) == RuntimeOptions(), name
+    plain = batch.settings_digest({"size": (128, 80), "options": RuntimeOptions(device="cuda")})
+    slower = RuntimeOptions(device="cuda", cpu_offload=True, attention_slicing="max")
+    assert batch.settings_digest({"size": (128, 80), "options": slower}) == plain
+    assert batch.settings_digest({"size": (128, 80), "options": RuntimeOptions()}) != plain
 
 
 def test_pack_refuses_device_in_one_line(monkeypatch, synthetic, tmp_path, capsys):

@@ -272,3 +272,35 @@ def test_sparsectrl_both_modes(sparsectrl):
         assert [c["controlnet_frame_indices"] for c in runs] == [[0], [0], [0, 9]]
     finally:
         sparsectrl.pipe = spy._pipe
+
+
+# -- runtime options ---------------------------------------------------------------------
+
+
+def test_sparsectrl_attention_slicing(sparsectrl, tiny_models):
+    """attention_slicing reaches the motion UNet and the SparseCtrl model (sliced processors
+    on every attention layer) and VAE batch slicing; the clip equals the unsliced one (same
+    seed) up to float rounding."""
+    from diffusers.models.attention_processor import Attention, SlicedAttnProcessor
+
+    options = RuntimeOptions(models_dir=str(tiny_models), attention_slicing="max")
+    sliced = load_clip_backend(clip_config("sparsectrl"), options)
+    assert isinstance(sliced, SparseCtrlBackend)
+    for model in (sliced.pipe.unet, sliced.pipe.controlnet):
+        layers = [m for m in model.modules() if isinstance(m, Attention)]
+        assert layers and all(isinstance(m.processor, SlicedAttnProcessor) for m in layers)
+        assert {m.processor.slice_size for m in layers} == {1}
+    assert sliced.pipe.vae.use_slicing and not sparsectrl.pipe.vae.use_slicing
+    first, last = frames(4), frames(5)
+    video = sliced.reconstruct(first, last, TEXT, 3, seed=3)
+    plain = sparsectrl.reconstruct(first, last, TEXT, 3, seed=3)
+    assert video.shape == plain.shape == (3, 32, 64, 3)
+    assert np.abs(video.astype(int) - plain.astype(int)).max() <= 1
+
+
+def test_ltx_refuses_attention_slicing(tiny_models):
+    """LTX-Video has no sliced attention: one line naming it, before any model loads."""
+    options = RuntimeOptions(models_dir="/nonexistent", attention_slicing="auto")
+    with pytest.raises(PackError, match="not supported by the ltx clip backend") as refusal:
+        load_clip_backend(clip_config("ltx"), options)
+    assert "\n" not in str(refusal.value)

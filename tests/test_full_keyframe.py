@@ -164,6 +164,50 @@ def test_schedulers_and_no_guidance(tiny_models):
         KeyframeCodec.from_config(PackConfig.from_dict(data), opts)
 
 
+def test_slice_sizes():
+    from m3cvc_codec.packs.full.slicing import slice_size
+
+    assert [slice_size("auto", h) for h in (1, 2, 8)] == [1, 1, 4]
+    assert [slice_size("max", h) for h in (1, 8)] == [1, 1]
+    assert [slice_size(3, h) for h in (1, 2, 8)] == [1, 2, 3]  # at most the layer's heads
+
+
+def test_attention_slicing_is_applied_and_keeps_the_frame(codec, tiny_models, slicing="auto"):
+    """RuntimeOptions.attention_slicing gives the UNet sliced attention processors and the
+    same frame as unsliced attention (same seed) up to float rounding."""
+    from diffusers.models.attention_processor import Attention, SlicedAttnProcessor
+
+    from m3cvc_codec.packs.full.keyframe import KeyframeCodec
+    from m3cvc_codec.packs.full.slicing import slice_size
+
+    opts = RuntimeOptions(models_dir=str(tiny_models), attention_slicing=slicing)
+    sliced = KeyframeCodec.from_config(tiny_config(tiny_models), opts)
+    idx = np.arange(24).reshape(4, 6)
+    out = sliced.decode(idx, "1/16", "a red car on a road", seed=5)
+    layers = [m for m in sliced.unet("1/16").modules() if isinstance(m, Attention)]
+    assert layers and all(isinstance(m.processor, SlicedAttnProcessor) for m in layers)
+    assert [m.processor.slice_size for m in layers] == [slice_size(slicing, m.heads) for m in layers]
+    assert not any(isinstance(getattr(m, "processor", None), SlicedAttnProcessor) for m in codec.unet("1/16").modules())
+    plain = codec.decode(idx, "1/16", "a red car on a road", seed=5)
+    assert np.abs(out.astype(int) - plain.astype(int)).max() <= 1
+    assert np.array_equal(out, sliced.decode(idx, "1/16", "a red car on a road", seed=5))
+
+
+def test_cpu_offload_on_the_cpu_changes_nothing(codec, tiny_models):
+    """CPU offload with the CPU device is accepted and has nothing to move: the same frame."""
+    from m3cvc_codec.packs.full.keyframe import KeyframeCodec
+
+    offload = KeyframeCodec.from_config(
+        tiny_config(tiny_models), RuntimeOptions(models_dir=str(tiny_models), cpu_offload=True)
+    )
+    img = frame()
+    idx = offload.encode(img, "1/16")
+    assert np.array_equal(idx, codec.encode(img, "1/16"))
+    out = offload.decode(idx, "1/16", "x", seed=2)
+    assert np.array_equal(out, codec.decode(idx, "1/16", "x", seed=2))
+    assert offload.unet("1/16").device.type == "cpu"
+
+
 def test_errors_name_the_trained_weights(tiny_models, tmp_path):
     from m3cvc_codec.packs.full.keyframe import KeyframeCodec, folder_digest
 

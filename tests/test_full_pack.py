@@ -114,6 +114,7 @@ def test_selection_defaults_reach_the_pack_scorer():
         ({}, RuntimeOptions(dtype="float16"), "float16 needs a GPU"),
         ({"clips": {"backend": "sora"}}, None, "clip backend 'sora'"),
         ({"clips": "ltx"}, None, "settings.clips must be an object"),
+        ({}, RuntimeOptions(attention_slicing="auto"), "attention slicing is not supported by the ltx clip backend"),
     ],
 )
 def test_refused_options(change, options, message):
@@ -121,6 +122,22 @@ def test_refused_options(change, options, message):
     data["settings"].update(change)
     with pytest.raises(PackError, match=message):
         FullPack(PackConfig.from_dict(data), options)
+
+
+def test_runtime_options_from_the_command_line(tmp_path, capsys):
+    """--attention-slicing and --cpu-offload reach the full pack: slicing with the LTX backend
+    is refused in one line before anything loads (m3v-encode and m3v-decode), the SparseCtrl
+    backend takes it; CPU offload on the CPU device is accepted (nothing to move)."""
+    ltx, sparse = tiny_config(tmp_path), tiny_config(tmp_path, "sparsectrl")
+    argv = [SAMPLE, "-o", tmp_path / "a.m3v", "--pack", "full", "--pack-config", ltx, "-q"]
+    code, _, err = run(cli_encode.main, [*argv, "--attention-slicing", "auto"], capsys)
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "attention slicing is not supported by the ltx clip backend" in err
+    stream = full_stream(tmp_path / "s.m3v")
+    code, _, err = run(cli_decode.main, [stream, "-o", tmp_path / "o.y4m", "--attention-slicing", "max"], capsys)
+    assert code == 1 and "not supported by the ltx clip backend" in err and len(err.strip().splitlines()) == 1
+    pack = FullPack(sparse, RuntimeOptions(attention_slicing=2, cpu_offload=True))
+    assert pack.options.attention_slicing == 2 and pack.options.cpu_offload
 
 
 def test_grid_list_must_cover_the_clip_model():
@@ -272,6 +289,24 @@ def test_decoder_defaults_from_the_environment(tmp_path, monkeypatch):
         "other.json",
         RuntimeOptions(models_dir=str(tmp_path)),
     )
+    # CPU offload and attention slicing too, with the config; given options keep their offload
+    monkeypatch.setenv("M3CVC_CPU_OFFLOAD", "yes")
+    monkeypatch.setenv("M3CVC_ATTENTION_SLICING", "max")
+    found, options = environment_defaults("full", None, None)
+    assert options == RuntimeOptions(
+        models_dir=str(tmp_path), dtype="bfloat16", cpu_offload=True, attention_slicing="max"
+    )
+    assert environment_defaults("lite", None, None)[1] == RuntimeOptions(models_dir=str(tmp_path))
+    assert environment_defaults("full", None, RuntimeOptions(attention_slicing=4))[1] == RuntimeOptions(
+        models_dir=str(tmp_path), dtype="bfloat16", attention_slicing=4
+    )
+    monkeypatch.setenv("M3CVC_CPU_OFFLOAD", "maybe")
+    with pytest.raises(PackError, match="M3CVC_CPU_OFFLOAD='maybe'"):
+        environment_defaults("full", None, None)
+    monkeypatch.setenv("M3CVC_CPU_OFFLOAD", "0")
+    monkeypatch.setenv("M3CVC_ATTENTION_SLICING", "half")
+    with pytest.raises(PackError, match="M3CVC_ATTENTION_SLICING"):
+        environment_defaults("full", None, None)
     monkeypatch.setenv("M3CVC_PACK_CONFIG", str(tmp_path / "missing.json"))
     with pytest.raises(PackError):
         environment_defaults("full", None, None)

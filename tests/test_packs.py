@@ -215,6 +215,30 @@ def test_lite_refuses_other_devices():
     assert LitePack(options=RuntimeOptions(models_dir="/nonexistent")).options.models_dir == "/nonexistent"
 
 
+def test_attention_slicing_values():
+    """RuntimeOptions.attention_slicing: off, auto, max or heads per slice, checked."""
+    from m3cvc_codec.packs.config import attention_slicing_value
+
+    for given, kept in ((None, None), (False, None), ("off", None), ("", None), (True, "auto"), ("Auto", "auto")):
+        assert RuntimeOptions(attention_slicing=given).attention_slicing == kept
+    assert RuntimeOptions(attention_slicing=" max ").attention_slicing == "max"
+    assert RuntimeOptions(attention_slicing="4") == RuntimeOptions(attention_slicing=4)
+    for bad in (0, -2, "half", "1.5", 2.0):
+        with pytest.raises(PackError, match="attention slicing"):
+            RuntimeOptions(attention_slicing=bad)
+    assert attention_slicing_value(8) == 8
+
+
+def test_lite_accepts_offload_and_slicing_with_no_effect():
+    """The lite pack runs small ONNX models on the CPU: CPU offload and attention slicing are
+    accepted and change nothing (one command line serves both packs)."""
+    frame = moving_square(1, 64, 64)[0]
+    plain = LitePack()
+    asked = LitePack(options=RuntimeOptions(cpu_offload=True, attention_slicing="max"))
+    grid = plain.grids[0]
+    assert np.array_equal(asked.encode_keyframe(frame, grid), plain.encode_keyframe(frame, grid))
+
+
 # -- streams ------------------------------------------------------------------------------
 
 

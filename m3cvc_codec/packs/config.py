@@ -40,7 +40,15 @@ from typing import Any
 
 from .base import PackError
 
-__all__ = ["Component", "PackConfig", "RuntimeOptions", "weights_hash"]
+__all__ = [
+    "ATTENTION_SLICING_NAMES",
+    "SPEED_ONLY_OPTIONS",
+    "Component",
+    "PackConfig",
+    "RuntimeOptions",
+    "attention_slicing_value",
+    "weights_hash",
+]
 
 
 def weights_hash(entries: Mapping[str, str]) -> bytes:
@@ -226,18 +234,56 @@ class PackConfig:
         return source
 
 
+#: :attr:`RuntimeOptions.attention_slicing`'s named sizes (diffusers' ``set_attention_slice``).
+ATTENTION_SLICING_NAMES = ("auto", "max")
+
+
+def attention_slicing_value(value: Any) -> str | int | None:
+    """An attention-slicing setting checked (PackError if it is not one): None, ``False`` or
+    ``"off"``/``"none"``/``""`` (no slicing), ``True`` or ``"auto"``, ``"max"``, or a positive
+    whole number (also as text, as the command line and the environment give it)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return "auto"
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("", "off", "none"):
+            return None
+        if text in ATTENTION_SLICING_NAMES:
+            return text
+        if text.isdigit():
+            value = int(text)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    raise PackError(f"attention slicing {value!r} is not auto, max or a positive number of heads per slice")
+
+
 @dataclass(frozen=True)
 class RuntimeOptions:
     """Where and how a pack runs: ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``...),
     ``dtype`` (e.g. ``"float16"``; None: the pack's choice), ``models_dir`` (a local folder
     holding model ids as sub-folders, for offline use), ``cpu_offload`` (keep weights on the
-    CPU and move each model to the device while it runs)."""
+    CPU and move each model to the device while it runs), ``attention_slicing`` (compute
+    attention a few heads at a time, to save memory: None, off; ``"auto"``, half of each
+    layer's heads at a time; ``"max"``, one head at a time; a number N, N heads at a time,
+    at most each layer's heads; see :func:`attention_slicing_value` for what it accepts).
+
+    ``cpu_offload`` and ``attention_slicing`` trade speed for memory and nothing else (the
+    frames may differ in the last bits of float rounding, as on another device), which is why
+    :func:`m3cvc_codec.batch.settings_digest` leaves them out (:data:`SPEED_ONLY_OPTIONS`)."""
 
     device: str = "cpu"
     dtype: str | None = None
     models_dir: str | None = None
     cpu_offload: bool = False
+    attention_slicing: str | int | None = None
 
     def __post_init__(self) -> None:
         if self.models_dir is not None:
             object.__setattr__(self, "models_dir", str(self.models_dir))
+        object.__setattr__(self, "attention_slicing", attention_slicing_value(self.attention_slicing))
+
+
+#: RuntimeOptions fields that change only speed and memory, not what a pack computes.
+SPEED_ONLY_OPTIONS = ("cpu_offload", "attention_slicing")

@@ -89,8 +89,10 @@ def _looks_like_model_id(source: str) -> bool:
 class FullPack(Pack):
     """The paper's pack (see the module documentation).  ``config``: a :class:`PackConfig`, a
     config file, or None for ``default.json``; ``options``: device, dtype (float16 / bfloat16
-    on CUDA), models folder, CPU offload.  Construction loads no model: it checks the config,
-    the options and that the full extra is installed (MissingExtraError otherwise)."""
+    on CUDA), models folder, CPU offload (nothing to do on the CPU device), attention slicing
+    (the keyframe UNet and the SparseCtrl backend's models; refused with the LTX backend, see
+    :mod:`.slicing`).  Construction loads no model: it checks the config, the options and that
+    the full extra is installed (MissingExtraError otherwise)."""
 
     pack_id = "full"
     grids: Sequence[GridSpec] = (GridSpec("1/16", 16, 256), GridSpec("1/8", 8, 256))
@@ -117,6 +119,9 @@ class FullPack(Pack):
         backend = self.clip_settings.get("backend", "ltx")
         if backend not in CLIP_BACKENDS:
             raise PackError(f"full pack: clip backend {backend!r} is not one of {', '.join(CLIP_BACKENDS)}")
+        from .slicing import unsupported_by
+
+        unsupported_by(backend, self.options.attention_slicing)  # refused now, not at the first clip
         for g, names in self.config.grids.items():
             lacking = [n for n in CLIP_BACKENDS[backend] if n not in names]
             if lacking:

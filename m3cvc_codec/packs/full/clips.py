@@ -60,6 +60,12 @@ pipeline as embeddings.
 them): the same frames, text, settings and seed give the same frames on the same device and
 software, whatever random state the caller has, which is left untouched.
 
+**Runtime options.**  ``cpu_offload`` moves each of a pipeline's models to the GPU only while
+it runs (diffusers' ``enable_model_cpu_offload``; on the CPU device nothing moves).
+``attention_slicing``: SparseCtrl slices its motion UNet's and SparseCtrl model's attention and
+decodes a clip's frames one at a time; LTX-Video refuses it (PackError), having no sliced
+attention (:mod:`m3cvc_codec.packs.full.slicing`).
+
 Settings (``settings["clips"]``; all optional except where a pack needs a backend): ``backend``,
 ``steps`` (30), ``guidance`` (3.0), ``max_frames``, ``size``, ``negative_prompt``; LTX only:
 ``frame_rate`` (25), ``max_sequence_length`` (128), ``image_cond_noise_scale`` (0.15),
@@ -304,7 +310,8 @@ def _runtime(options: RuntimeOptions | None, gpu_dtype: str) -> tuple[Any, Any, 
 
 
 def _place(pipe: Any, device: Any, options: RuntimeOptions) -> Any:
-    """Move a pipeline to ``device``, or offload it to the CPU model by model when asked."""
+    """Move a pipeline to ``device``, or offload it to the CPU model by model when asked (on
+    the CPU device there is nothing to offload: it stays there)."""
     pipe.set_progress_bar_config(disable=True)
     if options.cpu_offload and device.type != "cpu":
         try:
@@ -432,9 +439,14 @@ class LtxBackend(_Base):
         """Load the config's ``video`` component (an LTX-Video diffusers repository or folder)
         through :func:`m3cvc_codec.models.hub.load_model`, on ``options.device``; dtype
         bfloat16 on a GPU unless ``options.dtype`` says otherwise, float32 on the CPU.
-        ``shared``: unused (LTX-Video has no part in common with the keyframe codec)."""
+        ``options.attention_slicing`` is refused (PackError): LTX-Video's attention cannot be
+        sliced (:mod:`.slicing`).  ``shared``: unused (LTX-Video has no part in common with the
+        keyframe codec)."""
         settings = ClipSettings.from_settings(config.settings, "ltx")
         device, dtype, options = _runtime(options, "bfloat16")
+        from .slicing import unsupported_by
+
+        unsupported_by("ltx", options.attention_slicing)
         from diffusers import LTXConditionPipeline
 
         pipe = _load(
@@ -518,7 +530,9 @@ class SparseCtrlBackend(_Base):
         """Load the SD 1.5 components (``vae``, ``unet``, ``text_encoder``, ``tokenizer``,
         ``scheduler``), ``motion_adapter`` and ``sparse_controlnet`` through
         :func:`m3cvc_codec.models.hub.load_model`, on ``options.device``; dtype float16 on a
-        GPU unless ``options.dtype`` says otherwise, float32 on the CPU.
+        GPU unless ``options.dtype`` says otherwise, float32 on the CPU.  With
+        ``options.attention_slicing`` the motion UNet's and the SparseCtrl model's attention is
+        sliced and the VAE decodes a clip's frames one at a time (:mod:`.slicing`).
 
         ``shared``: SD parts already loaded from the same components, by name (``vae``,
         ``text_encoder``, ``tokenizer``: the keyframe codec's, see ``FullPack.clip_backend``),
@@ -566,7 +580,7 @@ class SparseCtrlBackend(_Base):
         if settings.max_frames > limit:
             raise PackError(f"pack config: settings.clips.max_frames is at most {limit} for this motion adapter")
         with _quiet("diffusers.models.modeling_utils"):  # from_unet2d's own cast warns
-            pipe = AnimateDiffSparseControlNetPipeline(
+            pipe: Any = AnimateDiffSparseControlNetPipeline(
                 vae=load(AutoencoderKL.from_pretrained, "vae", "SD 1.5 VAE", dtype=dtype),
                 text_encoder=load(CLIPTextModel.from_pretrained, "text_encoder", "SD 1.5 text encoder", dtype=dtype),
                 tokenizer=load(CLIPTokenizer.from_pretrained, "tokenizer", "SD 1.5 tokenizer"),
@@ -579,6 +593,14 @@ class SparseCtrlBackend(_Base):
                 feature_extractor=None,
                 image_encoder=None,
             )
+        if options.attention_slicing is not None:
+            from .slicing import slice_attention, slice_vae
+
+            # the pipeline's enable_attention_slicing would miss the motion UNet (no
+            # set_attention_slice of its own); the VAE decodes a clip's frames as one batch
+            slice_attention(pipe.unet, options.attention_slicing)
+            slice_attention(pipe.controlnet, options.attention_slicing)
+            slice_vae(pipe.vae)
         return cls(_place(pipe, device, options), settings)
 
     def _embed(self, text: str, *, remember: bool = True) -> Any:

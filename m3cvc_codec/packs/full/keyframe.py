@@ -308,7 +308,10 @@ class KeyframeCodec:
     Build it with :meth:`from_config`; parts load on first use (encoding needs only the VAE and
     the grid's tokenizer).  Models run on ``options.device`` in ``options.dtype`` (the tokenizer
     always in float32, so index maps do not depend on the dtype); with ``options.cpu_offload``
-    they stay on the CPU and move to the device while they run."""
+    they stay on the CPU and move to the device while they run (on the CPU device: nothing to
+    do); with ``options.attention_slicing`` the UNet's attention is sliced
+    (:func:`~.slicing.slice_attention`; the VAE's one-head attention on one frame has nothing
+    to slice, nor its batch of one)."""
 
     def __init__(self, config: PackConfig, options: RuntimeOptions | None = None) -> None:
         from ..config import RuntimeOptions
@@ -380,14 +383,20 @@ class KeyframeCodec:
         trained: bool = False,
         float32: bool = False,
         dtype_kw: str = "torch_dtype",
+        sliced: bool = False,
     ) -> Any:
         """Component ``name`` loaded (in the codec's dtype, or float32) and placed, once.
-        ``dtype_kw``: the loader's dtype argument (diffusers ``torch_dtype``, transformers ``dtype``)."""
+        ``dtype_kw``: the loader's dtype argument (diffusers ``torch_dtype``, transformers ``dtype``);
+        ``sliced``: its attention sliced as ``options.attention_slicing`` says."""
         if name not in self._parts:
             dtype = torch.float32 if float32 else self.dtype
             model = self.load_component(name, loader, what, trained=trained, **{dtype_kw: dtype})
             model.requires_grad_(False)
             model.eval()
+            if sliced and self.options.attention_slicing is not None:
+                from .slicing import slice_attention
+
+                slice_attention(model, self.options.attention_slicing)
             home = torch.device("cpu") if self.options.cpu_offload else self.device
             self._parts[name] = model.to(home)
         return self._parts[name]
@@ -461,7 +470,9 @@ class KeyframeCodec:
 
         self._check_grid(grid)
         name = unet_component(self.config, grid)
-        unet = self._model(name, UNet2DConditionModel.from_pretrained, f"keyframe UNet ({name})", trained=True)
+        unet = self._model(
+            name, UNet2DConditionModel.from_pretrained, f"keyframe UNet ({name})", trained=True, sliced=True
+        )
         if unet.config.in_channels != 2 * unet.config.out_channels:
             raise PackError(
                 f"keyframe UNet ({name}) takes {unet.config.in_channels} input channels, not "

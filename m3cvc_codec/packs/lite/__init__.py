@@ -58,7 +58,9 @@ def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
 class LitePack(Pack):
     """The CPU ``lite`` pack (see the module doc).  ``config``: a :class:`PackConfig`, or a
     weights folder / manifest file (default: the shipped weights); ``options`` must say
-    device ``"cpu"``.  ``verify`` checks each file's SHA-256 against the config when it is
+    device ``"cpu"`` (dtype None or float32); ``cpu_offload`` and ``attention_slicing`` are
+    accepted and change nothing (its small ONNX models already run on the CPU, in one piece),
+    so one command line serves both packs.  ``verify`` checks each file's SHA-256 against the config when it is
     first loaded."""
 
     pack_id = "lite"
