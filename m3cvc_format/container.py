@@ -33,7 +33,6 @@ import numbers
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +42,7 @@ from .framedecoders import DecoderNotFoundError
 from .framesource import DEFAULT_CACHE_SIZE, FrameSource
 from .framing import chunk_extent, parse_clip_chunk
 from .model import ClipRecord
-from .opener import EBML_MAGIC, Source, open_source
+from .opener import EBML_MAGIC, FileWindow, Source, open_source
 from .pyav_errors import pyav_errors
 from .remote import is_url
 
@@ -164,7 +163,7 @@ def open(
 class _Matroska:
     """The Matroska file a stream was read from, when it came in one: its ``size`` in bytes, and
     its chapters, either read already (``chapters``: a pipe's, whose bytes are not kept) or
-    read on request from what ``reopen()`` returns (a path, or a :class:`_Slice` of the bytes,
+    read on request from what ``reopen()`` returns (a path, or a :class:`FileWindow` of the bytes,
     the caller's file object or the remote file)."""
 
     def __init__(self, size: int, *, chapters: list[dict[str, Any]] | None = None, reopen: Any = None) -> None:
@@ -180,10 +179,10 @@ class _Matroska:
 
 def _pyav_chapters(target: Any) -> list[dict[str, Any]]:
     """The chapters real PyAV (FFmpeg's Matroska demuxer) reads from ``target``, a path or a
-    :class:`_Slice`."""
+    :class:`FileWindow`."""
     import av
 
-    if isinstance(target, _Slice):
+    if isinstance(target, FileWindow):
         with target.kept_position(), av.open(target) as mkv:
             return list(mkv.chapters())
     with av.open(os.fspath(target)) as mkv:
@@ -208,7 +207,7 @@ def _outer_file(file: Any, is_path: bool, sniff_mkv: bool, name: str) -> tuple[A
         return file, None
     if isinstance(file, (bytes, bytearray, memoryview)):
         if bytes(file[:4]) == EBML_MAGIC:
-            return file, _Matroska(len(file), reopen=lambda: _Slice(io.BytesIO(file), 0, len(file)))
+            return file, _Matroska(len(file), reopen=lambda: FileWindow(io.BytesIO(file), 0, len(file)))
         return file, None
     if isinstance(file, str) and file == "-":
         file = sys.stdin.buffer
@@ -230,7 +229,7 @@ def _outer_file(file: Any, is_path: bool, sniff_mkv: bool, name: str) -> tuple[A
         return file, None
     if head != EBML_MAGIC:
         return file, None
-    return file, _Matroska(end - start, reopen=lambda: _Slice(file, start, end - start))
+    return file, _Matroska(end - start, reopen=lambda: FileWindow(file, start, end - start))
 
 
 def _remote_matroska(src: Source) -> _Matroska | None:
@@ -245,56 +244,7 @@ def _remote_matroska(src: Source) -> _Matroska | None:
     read: Any = src.file
     if remote is None or read is remote:
         return None
-    return _Matroska(remote.size, reopen=lambda: _Slice(remote, 0, remote.size))
-
-
-class _Slice(io.RawIOBase):
-    """Bytes ``start`` to ``start + size`` of a seekable binary file, as a file of their own
-    for ``av.open``: each read seeks first, so the file can be shared."""
-
-    def __init__(self, file: Any, start: int, size: int) -> None:
-        super().__init__()
-        self._file, self._start, self._size, self._pos = file, start, size, 0
-        self.name = str(getattr(file, "name", "<stream>"))
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def read(self, size: int | None = -1) -> bytes:
-        end = self._size if size is None or size < 0 else min(self._pos + size, self._size)
-        if end <= self._pos:
-            return b""
-        self._file.seek(self._start + self._pos)
-        data: bytes = self._file.read(end - self._pos)
-        self._pos += len(data)
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-    @contextmanager
-    def kept_position(self) -> Iterator[None]:
-        """The shared file's position as it was, afterwards (a caller's file object)."""
-        before = self._file.tell()
-        try:
-            self._pos = 0
-            yield
-        finally:
-            self._file.seek(before)
+    return _Matroska(remote.size, reopen=lambda: FileWindow(remote, 0, remote.size))
 
 
 class _PipeMeter:
@@ -338,7 +288,7 @@ class _PipeMeter:
         if kept is None or kept[:4] != EBML_MAGIC:
             return None
         try:
-            chapters = _pyav_chapters(_Slice(io.BytesIO(kept), 0, len(kept)))
+            chapters = _pyav_chapters(FileWindow(io.BytesIO(kept), 0, len(kept)))
         except Exception:  # the stream was read; FFmpeg finding no chapters in it is no error
             chapters = []
         return _Matroska(self._count, chapters=chapters)

@@ -13,16 +13,18 @@ The :class:`~m3cvc_format.Reader`, :meth:`~m3cvc_format.FrameSource.open`,
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from .constants import SIGNATURE
 from .errors import SignatureError
 from .remote import is_url
 
-__all__ = ["EBML_MAGIC", "Source", "is_matroska", "open_source"]
+__all__ = ["EBML_MAGIC", "FileWindow", "Source", "is_matroska", "open_source"]
 
 #: The first bytes of a Matroska / WebM file (an EBML header).
 EBML_MAGIC = b"\x1a\x45\xdf\xa3"
@@ -149,13 +151,15 @@ def _open_url(url: str, sniff_mkv: bool) -> Source:
     return Source(remote, url, [remote])  # type: ignore[arg-type]
 
 
-class _Window(io.RawIOBase):
-    """Bytes ``offset`` to ``offset + size`` of a seekable ``file``, as a file of their own."""
+class FileWindow(io.RawIOBase):
+    """Bytes ``offset`` to ``offset + size`` of a seekable ``file``, as a file of their own.
+    Each read seeks first, so the file can be shared (a Matroska file's attachment, read by
+    the reader, and the whole file, read by FFmpeg for its chapters)."""
 
     def __init__(self, file: Any, offset: int, size: int) -> None:
         super().__init__()
         self._file, self._offset, self._size, self._pos = file, offset, size, 0
-        self.name = getattr(file, "name", "<stream>")
+        self.name = str(getattr(file, "name", "<stream>"))
 
     def readable(self) -> bool:
         return True
@@ -188,8 +192,19 @@ class _Window(io.RawIOBase):
         view[: len(data)] = data
         return len(data)
 
+    @contextlib.contextmanager
+    def kept_position(self) -> Iterator[None]:
+        """From the window's start, and the shared file's position as it was afterwards (a
+        caller's file object)."""
+        before = self._file.tell()
+        try:
+            self._pos = 0
+            yield
+        finally:
+            self._file.seek(before)
 
-def _attached_window(remote: Any) -> _Window:
+
+def _attached_window(remote: Any) -> FileWindow:
     """The `.m3v` attached to the Matroska file ``remote`` (a :class:`~.remote.RemoteFile`), as a
     window onto its bytes.  Unlike :func:`~.mkv.extract_m3v` it does not fetch the whole stream
     to check its SHA-256: each chunk the reader fetches has its CRC checked."""
@@ -204,7 +219,7 @@ def _attached_window(remote: Any) -> _Window:
     found = m3v_attachment(remote)
     assert found.data_offset is not None and found.data_size is not None  # m3v_attachment checked
     remote.prefetch(found.data_offset, min(WINDOW, found.data_size))  # the reader's first read
-    window = _Window(remote, found.data_offset, found.data_size)
+    window = FileWindow(remote, found.data_offset, found.data_size)
     if window.read(len(SIGNATURE)) != SIGNATURE:
         from .ebml import NotM3VAttachmentError
 
