@@ -26,6 +26,37 @@ def need_media(*parts: str) -> Path:
     return path
 
 
+def write_h264(frames, out: Path, rate, size: tuple[int, int], options: dict[str, str]) -> Path:
+    """RGB uint8 ``frames`` (an iterable) written to ``out`` as H.264 (libx264, yuv420p, the
+    x264 ``options``) at ``size`` and ``rate``: the real-PyAV control clips of the tests."""
+    import av
+
+    with av.open(str(out), "w") as outp:
+        s = outp.add_stream("libx264", rate=rate)
+        s.width, s.height, s.pix_fmt = *size, "yuv420p"
+        s.options = dict(options)
+        s.codec_context.options = dict(options)
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            for p in s.encode(frame):
+                outp.mux(p)
+        for p in s.encode():
+            outp.mux(p)
+    return out
+
+
+def source_frames(src: Path, count: int):
+    """The first ``count`` frames of the video ``src``, RGB uint8, one at a time."""
+    import av
+
+    with av.open(str(src)) as inp:
+        for i, frame in enumerate(inp.decode(video=0)):
+            if i == count:
+                return
+            yield frame.to_ndarray(format="rgb24")
+
+
 def make_header(**overrides) -> m.Header:
     fields = dict(width=64, height=48, fps=8, grid_h=3, grid_w=4, vocab_size=16, text_codec=m.TextCodec.LZW)
     fields.update(overrides)

